@@ -115,3 +115,16 @@ func IsRunError(err error) (*RunError, bool) {
 	ok := errors.As(err, &re)
 	return re, ok
 }
+
+// Env wraps a Runner so that commands get extra environment variables.
+// With the real Exec runner the variables are added to this process's
+// environment; a Fake records them as a leading "env K=V" in the argv.
+type Env struct {
+	Runner Runner
+	Env    []string
+}
+
+// Run implements Runner by running `env K=V... name args...`.
+func (e Env) Run(ctx context.Context, stdin io.Reader, name string, args ...string) ([]byte, error) {
+	return e.Runner.Run(ctx, stdin, "env", append(append(append([]string{}, e.Env...), name), args...)...)
+}
