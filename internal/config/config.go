@@ -111,7 +111,7 @@ type Config struct {
 	SysfsRoot      string   // SRIOV_SYSFS_ROOT, default /sys
 	SRIOVStateDir  string   // SRIOV_STATE_DIR, default /var/lib/kubevirtci/sriov
 	// components
-	MultusImage, SRIOVCNIImage, SRIOVDevicePluginImage string // MULTUS_IMAGE, SRIOV_CNI_IMAGE, SRIOV_DEVICE_PLUGIN_IMAGE
+	MultusImage, SRIOVCNIImage, SRIOVDevicePluginImage string        // MULTUS_IMAGE, SRIOV_CNI_IMAGE, SRIOV_DEVICE_PLUGIN_IMAGE
 	SkipComponentWaits                                 bool          // SRIOV_SKIP_COMPONENT_WAITS
 	ClusterWaitTimeout                                 time.Duration // CLUSTER_WAIT_TIMEOUT (nodes, DNS, kube-system pods)
 	ComponentWaitTimeout                               time.Duration // COMPONENT_WAIT_TIMEOUT (DaemonSets, pods)
