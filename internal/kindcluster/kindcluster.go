@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"sigs.k8s.io/kind/pkg/cluster"
 	kindversion "sigs.k8s.io/kind/pkg/cmd/kind/version"
@@ -144,6 +143,3 @@ var (
 
 // statFile is os.Stat, replaceable in tests.
 var statFile = os.Stat
-
-// pollInterval for the few places that poll.
-const pollInterval = 200 * time.Millisecond
