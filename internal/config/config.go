@@ -148,7 +148,7 @@ func Load(getenv func(string) string, repoRoot string) (*Config, error) {
 	c.KubectlPath = l.kubectlPath()
 	c.ConfigPath = l.dir(EnvConfigPath, "", c.RepoRoot, "an absolute path, or one relative to the repository, e.g. "+DefaultConfigDirName)
 	if c.ConfigPath == "" && c.RepoRoot != "" {
-		c.ConfigPath = filepath.Join(c.RepoRoot, DefaultConfigDirName)
+		c.ConfigPath = DefaultConfigPath(c.RepoRoot, c.ClusterName)
 	}
 	c.CRI = l.cri()
 	c.EtcdInMemory = l.boolean(EnvEtcdInMemory, true)
@@ -180,6 +180,18 @@ func Load(getenv func(string) string, repoRoot string) (*Config, error) {
 		return nil, l.errs
 	}
 	return c, nil
+}
+
+// DefaultConfigPath is where a cluster's files go when KUBEVIRTCI_CONFIG_PATH
+// is unset: <repo>/_ci-configs for the default cluster (where KubeVirt's
+// scripts look), <repo>/_ci-configs/<CLUSTER_NAME> for any other, so that two
+// clusters run from one checkout never share a file. cluster-up/kubectl.sh
+// follows the same rule.
+func DefaultConfigPath(repoRoot, clusterName string) string {
+	if clusterName == DefaultClusterName || clusterName == "" {
+		return filepath.Join(repoRoot, DefaultConfigDirName)
+	}
+	return filepath.Join(repoRoot, DefaultConfigDirName, clusterName)
 }
 
 // StateDir is the folder of this provider's files: <ConfigPath>/<Provider>.

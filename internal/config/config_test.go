@@ -418,3 +418,19 @@ func TestCompiledKindVersionMatchesGoMod(t *testing.T) {
 	}
 	t.Fatal("sigs.k8s.io/kind not found in go.mod")
 }
+
+func TestSecondClusterFilesApart(t *testing.T) {
+	env := map[string]string{"CLUSTER_NAME": "sriov2"}
+	c, err := Load(func(k string) string { return env[k] }, "/src/kci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StateDir() != "/src/kci/_ci-configs/sriov2/kind-1.22-sriov" {
+		t.Fatalf("second cluster's state dir: %s", c.StateDir())
+	}
+	env["KUBEVIRTCI_CONFIG_PATH"] = "/elsewhere"
+	c, _ = Load(func(k string) string { return env[k] }, "/src/kci")
+	if c.StateDir() != "/elsewhere/kind-1.22-sriov" {
+		t.Fatalf("explicit config path not used: %s", c.StateDir())
+	}
+}
