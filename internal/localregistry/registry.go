@@ -124,6 +124,9 @@ func Ensure(ctx context.Context, e Engine, s Spec, portFree func(int) error) (Ou
 // WaitServing polls the registry's /v2/ endpoint on the host port until it
 // answers, or the timeout passes.
 func WaitServing(ctx context.Context, hostPort int, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = 2 * time.Second
+	}
 	url := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(hostPort)) + "/v2/"
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -1,0 +1,57 @@
+//go:build mage
+
+// The mage targets are a table of contents: each one runs a command of the
+// kubevirtci tool (cmd/kubevirtci), which go builds (incrementally) into
+// _out/bin first. The logic lives in ordinary, tested packages; keeping
+// client-go and kind out of this file keeps `mage -l` fast, and building the
+// tool with go (not mage's own cache) means a changed package is never
+// run stale.
+//
+// KUBEVIRT_PROVIDER picks the provider (default kind-1.22-sriov); every
+// setting is an environment variable, see the README.
+package main
+
+import (
+	"os"
+	"path/filepath"
+
+	"github.com/magefile/mage/mg"
+	"github.com/magefile/mage/sh"
+)
+
+// ClusterUp brings up the cluster of KUBEVIRT_PROVIDER (kind cluster, registry, SR-IOV NICs, components).
+func ClusterUp() error { return tool("cluster-up") }
+
+// ClusterDown deletes the cluster, gives every NIC back to the host and removes the cluster's files.
+func ClusterDown() error { return tool("cluster-down") }
+
+// Status shows what is running: nodes, registry, kubeconfig, SR-IOV PFs and VFs.
+func Status() error { return tool("status") }
+
+// Sync pushes locally built images into the cluster's registry and rolls them out.
+func Sync() error { return tool("sync") }
+
+// Image builds images from source into the local engine, for hosts that can reach no registry.
+type Image mg.Namespace
+
+// Node builds the kind node image (Kubernetes v1.22.2) from source.
+func (Image) Node() error { return tool("image-node") }
+
+// Registry builds the local registry image from source.
+func (Image) Registry() error { return tool("image-registry") }
+
+// Test runs the unit tests (no root, no docker).
+func Test() error { return sh.RunV("go", "test", "-short", "./...") }
+
+func tool(command string) error {
+	bin := filepath.Join("_out", "bin", "kubevirtci")
+	if err := sh.RunV("go", "build", "-o", bin, "./cmd/kubevirtci"); err != nil {
+		return err
+	}
+	args := []string{command}
+	if mg.Verbose() {
+		args = append([]string{"-v"}, args...)
+	}
+	_, err := sh.Exec(nil, os.Stdout, os.Stderr, bin, args...)
+	return err
+}

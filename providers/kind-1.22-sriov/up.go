@@ -1,0 +1,310 @@
+package kind122sriov
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubevirt/kubevirtci-go/internal/config"
+	"github.com/kubevirt/kubevirtci-go/internal/cri"
+	"github.com/kubevirt/kubevirtci-go/internal/kindcfg"
+	"github.com/kubevirt/kubevirtci-go/internal/kindcluster"
+	"github.com/kubevirt/kubevirtci-go/internal/kube"
+	"github.com/kubevirt/kubevirtci-go/internal/kubewait"
+	"github.com/kubevirt/kubevirtci-go/internal/localregistry"
+	"github.com/kubevirt/kubevirtci-go/internal/providerfiles"
+	"github.com/kubevirt/kubevirtci-go/internal/sriov"
+)
+
+// upState is what the steps of Up hand to each other.
+type upState struct {
+	kindConfig  []byte
+	client      kubernetes.Interface
+	rest        *rest.Config
+	nodes       []string
+	assignments []sriov.Assignment
+}
+
+func (p *Provider) cfg() *config.Config { return p.env.Config }
+
+// setup detects the container engine and the kind to use. It touches nothing.
+func (p *Provider) setup(ctx context.Context) error {
+	cli, err := cri.Detect(ctx, p.cfg().CRI, p.env.Runner, nil)
+	if err != nil {
+		return err
+	}
+	p.cli = cli
+	if p.cfg().KindVersion == kindcluster.LibraryVersion() {
+		p.kind, err = kindcluster.NewLibrary(cli.Name(), p.env.Log)
+		return err
+	}
+	p.kind, err = kindcluster.FindBinary(ctx, p.cfg().KindVersion, cli.Name(),
+		filepath.Join(p.cfg().ConfigPath, ".bin"), p.env.Runner, nil)
+	return err
+}
+
+// Up implements providers.Provider.
+func (p *Provider) Up(ctx context.Context) (err error) {
+	c := p.cfg()
+	log := p.env.Log
+	start := time.Now()
+	if err := c.RequireNodes(2, "SR-IOV PFs are moved into worker nodes"); err != nil {
+		return err
+	}
+	st := &upState{}
+	// Steps with an empty name print their own step lines.
+	steps := []struct {
+		name string
+		fn   func(context.Context, *upState) error
+	}{
+		{"Checking the host", p.preflight},
+		{"Creating kind cluster " + c.ClusterName, p.createCluster},
+		{"Writing kubeconfig, kubectl and config-provider files", p.writeFiles},
+		{"Checking etcd runs on tmpfs", p.checkEtcd},
+		{"Starting registry " + c.RegistryContainer(), p.startRegistry},
+		{"Configuring nodes (registry, br_netfilter)", p.configureNodes},
+		{"Waiting for the control plane, DNS and kube-system pods", p.waitCluster},
+		{"Fixing up nodes (labels, taints, storage class)", p.fixUps},
+		{"Moving SR-IOV PFs into the workers, creating and binding VFs", p.moveNICs},
+		{"Preparing the SR-IOV nodes", p.prepareNodes},
+		{"", p.deployComponents},
+		{"", p.waitComponents},
+	}
+	defer func() {
+		if err != nil {
+			p.rollbackNICs(err)
+		}
+	}()
+	for _, s := range steps {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("interrupted: %w (run `make cluster-down` to clean up)", err)
+		}
+		run := func() error { return s.fn(ctx, st) }
+		if s.name != "" {
+			run = func() error { return log.Run(s.name, func() error { return s.fn(ctx, st) }) }
+		}
+		if err := run(); err != nil {
+			return fmt.Errorf("%w\n\nThe cluster is left as it is for inspection; `make cluster-down` (with the same CLUSTER_NAME) removes all of it", err)
+		}
+	}
+	p.summary(st, time.Since(start))
+	return nil
+}
+
+func (p *Provider) preflight(ctx context.Context, st *upState) error {
+	if err := p.setup(ctx); err != nil {
+		return err
+	}
+	c := p.cfg()
+	exists, err := p.kind.Exists(ctx, c.ClusterName)
+	if err != nil {
+		return err
+	}
+	if exists {
+		return fmt.Errorf("a kind cluster named %q already exists; run `make cluster-down` (CLUSTER_NAME=%s) first, or pick another CLUSTER_NAME", c.ClusterName, c.ClusterName)
+	}
+	if err := p.checkRegistryPort(ctx); err != nil {
+		return err
+	}
+	if err := p.preflightSRIOV(ctx); err != nil {
+		return err
+	}
+	st.kindConfig, err = kindcfg.Render(c)
+	return err
+}
+
+// checkRegistryPort fails when the registry's host port is taken by anything
+// other than this cluster's own registry.
+func (p *Provider) checkRegistryPort(ctx context.Context) error {
+	c := p.cfg()
+	ct, err := p.cli.Inspect(ctx, c.RegistryContainer())
+	if err == nil && ct.Running {
+		for _, b := range ct.Ports[fmt.Sprintf("%d/tcp", localregistry.ContainerPort)] {
+			if strings.HasSuffix(b, fmt.Sprintf(":%d", c.RegistryHostPort)) {
+				return nil
+			}
+		}
+	} else if err != nil && !errors.Is(err, cri.ErrNotFound) {
+		return err
+	}
+	return config.CheckPortFree(c.RegistryHostPort)
+}
+
+func (p *Provider) createCluster(ctx context.Context, st *upState) error {
+	c := p.cfg()
+	if err := os.MkdirAll(c.StateDir(), 0o755); err != nil {
+		return err
+	}
+	p.env.Log.Infof("   kind %s, node image %s, config:\n%s", p.kind.Version(), c.NodeImage, indent(string(st.kindConfig)))
+	if err := providerfiles.Write(p.kindConfigPath(), st.kindConfig, 0o644); err != nil {
+		return err
+	}
+	if err := p.kind.Create(ctx, c.ClusterName, st.kindConfig, c.KubeconfigPath()); err != nil {
+		return fmt.Errorf("kind create cluster %s: %w", c.ClusterName, err)
+	}
+	return os.Chmod(c.KubeconfigPath(), 0o600)
+}
+
+func (p *Provider) kindConfigPath() string {
+	return filepath.Join(p.cfg().StateDir(), "kind-config.yaml")
+}
+
+func (p *Provider) writeFiles(ctx context.Context, st *upState) error {
+	c := p.cfg()
+	src, err := p.kubectlInNode(ctx)
+	if err != nil {
+		return err
+	}
+	tmp := c.KubectlHostPath() + ".tmp"
+	if err := p.cli.CopyFrom(ctx, c.ControlPlaneNode(), src, tmp); err != nil {
+		return fmt.Errorf("copying kubectl out of %s: %w", c.ControlPlaneNode(), err)
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, c.KubectlHostPath()); err != nil {
+		return err
+	}
+	if err := providerfiles.Write(c.ConfigProviderPath(), providerfiles.ConfigProvider(c), 0o644); err != nil {
+		return err
+	}
+	st.client, st.rest, err = kube.Client(c.KubeconfigPath())
+	return err
+}
+
+// kubectlInNode finds kubectl in the control-plane node: KUBECTL_PATH when
+// set, else the usual locations. Symlinks are resolved so that the real
+// binary is copied.
+func (p *Provider) kubectlInNode(ctx context.Context) (string, error) {
+	c := p.cfg()
+	candidates := []string{"/usr/bin/kubectl", "/bin/kubectl", "/usr/local/bin/kubectl"}
+	if c.KubectlPath != "" {
+		candidates = []string{c.KubectlPath}
+	}
+	for _, path := range candidates {
+		out, err := p.cli.Exec(ctx, c.ControlPlaneNode(), "readlink", "-e", path)
+		if err == nil {
+			return strings.TrimSpace(string(out)), nil
+		}
+	}
+	if c.KubectlPath != "" {
+		return "", fmt.Errorf("%s=%s: no such file in node %s; unset it to probe the usual locations, or give kubectl's path inside the node image", config.EnvKubectlPath, c.KubectlPath, c.ControlPlaneNode())
+	}
+	return "", fmt.Errorf("kubectl not found in node %s at %s; set %s to its path inside the node image", c.ControlPlaneNode(), strings.Join(candidates, ", "), config.EnvKubectlPath)
+}
+
+func (p *Provider) checkEtcd(ctx context.Context, st *upState) error {
+	c := p.cfg()
+	if !c.EtcdInMemory {
+		p.env.Log.Debugf("etcd in memory not requested (%s=false)", config.EnvEtcdInMemory)
+		return nil
+	}
+	out, err := p.cli.Exec(ctx, c.ControlPlaneNode(), "stat", "-f", "-c", "%T", c.EtcdDataDir)
+	if err != nil {
+		return err
+	}
+	if fs := strings.TrimSpace(string(out)); fs != "tmpfs" {
+		return fmt.Errorf("etcd data dir %s in %s is on %q, not tmpfs (%s=true asked for etcd in memory)", c.EtcdDataDir, c.ControlPlaneNode(), fs, config.EnvEtcdInMemory)
+	}
+	return nil
+}
+
+func (p *Provider) startRegistry(ctx context.Context, st *upState) error {
+	c := p.cfg()
+	outcome, err := localregistry.Ensure(ctx, p.cli, localregistry.Spec{
+		Container: c.RegistryContainer(),
+		Image:     c.RegistryImage,
+		HostPort:  c.RegistryHostPort,
+		Cluster:   c.ClusterName,
+	}, config.CheckPortFree)
+	if err != nil {
+		return err
+	}
+	p.env.Log.Debugf("registry %s %s on 127.0.0.1:%d", c.RegistryContainer(), outcome, c.RegistryHostPort)
+	return localregistry.WaitServing(ctx, c.RegistryHostPort, 30*time.Second)
+}
+
+// configureNodes makes every node pull registry:5000 from the registry
+// container and loads br_netfilter with the bridge sysctls.
+func (p *Provider) configureNodes(ctx context.Context, st *upState) error {
+	c := p.cfg()
+	nodes, err := p.kind.Nodes(ctx, c.ClusterName)
+	if err != nil {
+		return err
+	}
+	st.nodes = nodes
+	hosts := localregistry.HostsToml(c.RegistryContainer())
+	dir := filepath.Dir(localregistry.HostsTomlPath)
+	for _, n := range nodes {
+		if _, err := p.cli.Exec(ctx, n, "mkdir", "-p", dir); err != nil {
+			return err
+		}
+		if _, err := p.cli.ExecInput(ctx, strings.NewReader(hosts), n, "tee", localregistry.HostsTomlPath); err != nil {
+			return err
+		}
+		if _, err := p.cli.Exec(ctx, n, "modprobe", "br_netfilter"); err != nil {
+			// The module may be built in or already loaded on the host;
+			// the sysctls below fail if bridge netfilter is really missing.
+			p.env.Log.Debugf("%s: modprobe br_netfilter: %v", n, err)
+		}
+		if _, err := p.cli.Exec(ctx, n, "sysctl", "-w",
+			"net.bridge.bridge-nf-call-arptables=1",
+			"net.bridge.bridge-nf-call-iptables=1",
+			"net.bridge.bridge-nf-call-ip6tables=1"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Provider) waitCluster(ctx context.Context, st *upState) error {
+	t := p.cfg().ClusterWaitTimeout
+	if err := kubewait.NodesReady(ctx, st.client, t); err != nil {
+		return err
+	}
+	if err := kubewait.PodsReady(ctx, st.client, "kube-system", "k8s-app=kube-dns", t); err != nil {
+		return err
+	}
+	return kubewait.PodsReady(ctx, st.client, "kube-system", "", t)
+}
+
+func (p *Provider) fixUps(ctx context.Context, st *upState) error {
+	if err := (kube.FixUps{Client: st.client}).Apply(ctx); err != nil {
+		return err
+	}
+	return kube.EnsureConfigMap(ctx, st.client, "kube-public", "local-registry-hosting",
+		localregistry.HostingConfigMap(p.cfg().RegistryHostPort))
+}
+
+func (p *Provider) summary(st *upState, took time.Duration) {
+	c := p.cfg()
+	l := p.env.Log
+	l.Infof("\nCluster %s is ready (%s).", c.ClusterName, took.Round(time.Second))
+	l.Infof("  nodes:       %s, %s", c.ControlPlaneNode(), strings.Join(c.WorkerNodes(), ", "))
+	l.Infof("  kubeconfig:  %s", c.KubeconfigPath())
+	l.Infof("  kubectl:     cluster-up/kubectl.sh get nodes   (or: export KUBECONFIG=%s)", c.KubeconfigPath())
+	l.Infof("  registry:    localhost:%d from the host, %s from the cluster", c.RegistryHostPort, localregistry.ClusterHost)
+	for _, a := range st.assignments {
+		var names []string
+		for _, pf := range a.PFs {
+			names = append(names, pf.Name)
+		}
+		l.Infof("  %-12s %s (%d VFs each, resource %s)", a.Node+":", strings.Join(names, ", "), c.VFsCount, "kubevirt.io/sriov_net")
+	}
+	l.Infof("  tear down:   make cluster-down   (with CLUSTER_NAME=%s)", c.ClusterName)
+}
+
+func indent(s string) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = "     " + l
+	}
+	return strings.Join(lines, "\n")
+}
