@@ -1,5 +1,8 @@
 //go:build mage
 
+// Mage targets of kubevirtci-go; settings are environment variables (see README.md).
+package main
+
 // The mage targets are a table of contents: each one runs a command of the
 // kubevirtci tool (cmd/kubevirtci), which go builds (incrementally) into
 // _out/bin first. The logic lives in ordinary, tested packages; keeping
@@ -9,7 +12,6 @@
 //
 // KUBEVIRT_PROVIDER picks the provider (default kind-1.22-sriov); every
 // setting is an environment variable, see the README.
-package main
 
 import (
 	"os"
