@@ -1,0 +1,90 @@
+// Package images pins what goes into the kind node image and the registry
+// image that this project builds from source (Debian packages and Go
+// modules only), and carries the configuration files they need.
+//
+// This file is the one place where versions are chosen. The build modules
+// under build/ (one per component, each with its go.mod and go.sum) must
+// require the versions named here; a unit test checks that they do.
+package images
+
+import "embed"
+
+// Kubernetes and the images kubeadm asks for.
+const (
+	// Kubernetes is the version of kubelet, kubeadm, kubectl and the control plane.
+	Kubernetes = "v1.22.2"
+	// KubernetesStaging is the version of the k8s.io staging modules that
+	// match Kubernetes (k8s.io/api, k8s.io/client-go, ...).
+	KubernetesStaging = "v0.22.2"
+	// KubeOpenAPI is the k8s.io/kube-openapi version Kubernetes pins; its
+	// openapi-gen generates pkg/generated/openapi, which the module zip lacks.
+	KubeOpenAPI = "v0.0.0-20210421082810-95288971da7e"
+	// Etcd is the go.etcd.io/etcd/server/v3 version; EtcdImageTag is the tag
+	// kubeadm asks for.
+	Etcd         = "v3.5.0"
+	EtcdImageTag = "3.5.0-0"
+	// CoreDNS is the github.com/coredns/coredns version (and image tag).
+	CoreDNS = "v1.8.4"
+	// Pause is the tag of the sandbox image; its binary is built from ./pause.
+	Pause = "3.5"
+)
+
+// Networking.
+const (
+	// Flannel (github.com/flannel-io/flannel) runs the pod network with the
+	// host-gw backend: it needs no vxlan, and a kind cluster's nodes share a bridge.
+	Flannel = "v0.28.10"
+	// CNIPlugins (github.com/containernetworking/plugins) are the standard
+	// plugins in the node's /opt/cni/bin.
+	CNIPlugins = "v1.1.1"
+	// CNIFlannelPlugins is the last containernetworking/plugins release that
+	// carries the flannel meta plugin (it moved out of the repository in v1.0.0).
+	CNIFlannelPlugins = "v0.9.1"
+)
+
+// The node's tools and the registry.
+const (
+	// Kind is the sigs.k8s.io/kind version whose images/base/files go into
+	// the node, and the library version the project creates clusters with.
+	Kind = "v0.33.0"
+	// CRITools is the sigs.k8s.io/cri-tools version of crictl.
+	CRITools = "v1.34.0"
+	// Distribution is github.com/distribution/distribution/v3, the registry.
+	Distribution = "v3.1.2"
+	// DebianSuite is the Debian release the node's root file system comes from.
+	DebianSuite = "bookworm"
+	// DebianMirror is the default mirror for debootstrap.
+	DebianMirror = "http://deb.debian.org/debian"
+)
+
+// Final image names. They say what they are: built here, from source.
+const (
+	NodeImage     = "localhost/kindest-node:" + Kubernetes + "-src"
+	RegistryImage = "localhost/kubevirtci-registry:" + Distribution + "-src"
+)
+
+// NodePackages are the Debian packages of the node's root file system (on
+// top of debootstrap's minbase variant). containerd (1.6.20 in bookworm) and
+// runc come from here.
+var NodePackages = []string{
+	"systemd", "systemd-sysv", "dbus",
+	"containerd", "runc",
+	"conntrack", "iptables", "nftables", "iproute2", "ethtool", "util-linux", "mount", "kmod",
+	"libseccomp2", "pigz", "e2fsprogs", "socat", "ebtables",
+	"bash", "ca-certificates", "curl", "jq", "procps", "less",
+}
+
+// SlimPackages are the Debian packages of the base layer of the images that
+// program iptables (kube-proxy and flannel).
+var SlimPackages = []string{"iptables", "conntrack", "ca-certificates"}
+
+// Files holds the configuration files of the images:
+//
+//	node/containerd-config.toml  containerd's config in the node
+//	node/default-cni.yaml        flannel (host-gw), applied by kind's CNI step
+//	node/default-storage.yaml    the default StorageClass, applied by kind
+//	node/iptables-wrapper        picks iptables-legacy or -nft like the node does
+//	registry/config.yml          the registry's configuration
+//
+//go:embed node registry
+var Files embed.FS

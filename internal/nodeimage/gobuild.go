@@ -1,0 +1,262 @@
+package nodeimage
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/kubevirt/kubevirtci-go/images"
+)
+
+// component is a set of Go commands built from one module: a build module
+// under images/build/, or this project's own module (Module == "").
+type component struct {
+	Name     string   // names the cache directory
+	Module   string   // directory under images/build; "" for this project's module
+	Packages []string // import paths (or ./relative paths in this project's module)
+	Ldflags  string
+	// prepare, when set, runs before the build and returns extra arguments
+	// for `go build` (k8s uses it to generate code and pass -modfile).
+	prepare func(ctx context.Context, b *builder, c *component, out string) ([]string, error)
+}
+
+// k8sStaging are the k8s.io staging modules that Kubernetes replaces with
+// ./staging; the build module replaces them with images.KubernetesStaging.
+var k8sStaging = []string{
+	"api", "apiextensions-apiserver", "apimachinery", "apiserver", "cli-runtime", "client-go",
+	"cloud-provider", "cluster-bootstrap", "code-generator", "component-base", "component-helpers",
+	"controller-manager", "cri-api", "csi-translation-lib", "kube-aggregator", "kube-controller-manager",
+	"kube-proxy", "kube-scheduler", "kubectl", "kubelet", "legacy-cloud-providers", "metrics",
+	"mount-utils", "pod-security-admission", "sample-apiserver", "sample-cli-plugin", "sample-controller",
+}
+
+// k8sCommands are the Kubernetes commands the node image needs.
+var k8sCommands = []string{"kubelet", "kubeadm", "kubectl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"}
+
+func k8sComponent() component {
+	var pkgs []string
+	for _, c := range k8sCommands {
+		pkgs = append(pkgs, "k8s.io/kubernetes/cmd/"+c)
+	}
+	major, minor := k8sMajorMinor(images.Kubernetes)
+	var ld []string
+	for _, p := range []string{"k8s.io/component-base/version", "k8s.io/client-go/pkg/version"} {
+		ld = append(ld,
+			"-X", p+".gitVersion="+images.Kubernetes,
+			"-X", p+".gitMajor="+major,
+			"-X", p+".gitMinor="+minor,
+			"-X", p+".gitTreeState=clean",
+		)
+	}
+	return component{
+		Name:     "kubernetes",
+		Module:   "k8s",
+		Packages: pkgs,
+		Ldflags:  strings.Join(ld, " "),
+		prepare:  prepareOpenAPI,
+	}
+}
+
+// k8sMajorMinor splits "v1.22.2" into "1" and "22".
+func k8sMajorMinor(v string) (string, string) {
+	parts := strings.SplitN(strings.TrimPrefix(v, "v"), ".", 3)
+	if len(parts) < 2 {
+		return "", ""
+	}
+	return parts[0], parts[1]
+}
+
+func cniComponents() []component {
+	const p = "github.com/containernetworking/plugins/plugins/"
+	var pkgs []string
+	for _, n := range []string{
+		"main/bridge", "main/host-device", "main/ipvlan", "main/loopback", "main/macvlan", "main/ptp", "main/vlan",
+		"ipam/host-local", "ipam/static", "ipam/dhcp",
+		"meta/portmap", "meta/tuning", "meta/bandwidth", "meta/firewall", "meta/sbr", "meta/vrf",
+	} {
+		pkgs = append(pkgs, p+n)
+	}
+	return []component{
+		{Name: "cni-plugins", Module: "cniplugins", Packages: pkgs,
+			Ldflags: "-X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=" + images.CNIPlugins},
+		{Name: "cni-flannel", Module: "cniflannel", Packages: []string{p + "meta/flannel"},
+			Ldflags: "-X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=" + images.CNIFlannelPlugins},
+	}
+}
+
+var (
+	etcdComponent    = component{Name: "etcd", Module: "etcd", Packages: []string{"go.etcd.io/etcd/server/v3"}}
+	corednsComponent = component{Name: "coredns", Module: "coredns", Packages: []string{"github.com/coredns/coredns"},
+		Ldflags: "-X github.com/coredns/coredns/coremain.GitCommit=" + images.CoreDNS}
+	flannelComponent = component{Name: "flannel", Module: "flannel", Packages: []string{"github.com/flannel-io/flannel"},
+		Ldflags: "-X github.com/flannel-io/flannel/pkg/version.Version=" + images.Flannel}
+	crictlComponent = component{Name: "crictl", Module: "critools", Packages: []string{"sigs.k8s.io/cri-tools/cmd/crictl"},
+		Ldflags: "-X sigs.k8s.io/cri-tools/pkg/version.Version=" + images.CRITools}
+	registryComponent = component{Name: "registry", Module: "registry", Packages: []string{"github.com/distribution/distribution/v3/cmd/registry"},
+		Ldflags: "-X github.com/distribution/distribution/v3/version.version=" + images.Distribution}
+	// toolsComponent are this project's own commands that go into the node:
+	// the runtime wrapper and the pause binary.
+	toolsComponent = component{Name: "tools", Packages: []string{"./cmd/runc-capwrap", "./images/pause"}}
+)
+
+// binaryName is the file name `go build -o DIR/` gives a package's command.
+func binaryName(pkg string) string {
+	base := path.Base(pkg)
+	if len(base) > 1 && base[0] == 'v' && strings.Trim(base[1:], "0123456789") == "" {
+		base = path.Base(path.Dir(pkg))
+	}
+	return base
+}
+
+// builder carries the state of one image build.
+type builder struct {
+	o     Options
+	goVer string // `go env GOVERSION`
+	work  string // a temporary directory, removed at the end
+	gomod string // the module cache
+}
+
+func newBuilder(ctx context.Context, o Options) (*builder, error) {
+	b := &builder{o: o}
+	out, err := o.run(ctx, "go", "env", "GOVERSION", "GOMODCACHE")
+	if err != nil {
+		return nil, fmt.Errorf("Go is needed to build the images: %w", err)
+	}
+	lines := strings.Fields(string(out))
+	if len(lines) != 2 {
+		return nil, fmt.Errorf("go env GOVERSION GOMODCACHE: unexpected output %q", out)
+	}
+	b.goVer, b.gomod = lines[0], lines[1]
+	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
+		return nil, fmt.Errorf("cache directory %s: %w", o.CacheDir, err)
+	}
+	b.work, err = os.MkdirTemp(o.CacheDir, "work-")
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *builder) close() { os.RemoveAll(b.work) }
+
+// moduleDir is the directory of a build module, or of this project's module.
+func (b *builder) moduleDir(c *component) string {
+	if c.Module == "" {
+		return b.o.SourceDir
+	}
+	return filepath.Join(b.o.SourceDir, "images", "build", c.Module)
+}
+
+// componentHash hashes what a component's binaries are built from.
+func (b *builder) componentHash(c *component) (string, error) {
+	h := newHasher()
+	h.add(recipe, c.Name, b.goVer, runtime.GOARCH, c.Ldflags, strings.Join(c.Packages, ","))
+	if c.Module != "" {
+		if err := h.addDir(b.moduleDir(c), nil); err != nil {
+			return "", err
+		}
+	} else {
+		for _, f := range []string{"go.mod", "go.sum"} {
+			data, err := os.ReadFile(filepath.Join(b.o.SourceDir, f))
+			if err != nil {
+				return "", err
+			}
+			h.add(f, string(data))
+		}
+		for _, p := range c.Packages {
+			if err := h.addDir(filepath.Join(b.o.SourceDir, p), skipTests); err != nil {
+				return "", err
+			}
+		}
+	}
+	if c.Name == "kubernetes" {
+		h.add(images.KubeOpenAPI, images.Kubernetes, images.KubernetesStaging)
+	}
+	return h.hex()[:16], nil
+}
+
+// build builds a component's commands (static, CGO_ENABLED=0) into a cache
+// directory named after its inputs, and returns that directory. A directory
+// that is complete is reused as it is.
+func (b *builder) build(ctx context.Context, c component) (string, error) {
+	key, err := b.componentHash(&c)
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(b.o.CacheDir, "bin", c.Name+"-"+key)
+	if _, err := os.Stat(filepath.Join(out, ".complete")); err == nil {
+		b.o.Log.Debugf("%s: reusing %s", c.Name, out)
+		return out, nil
+	}
+	if err := os.RemoveAll(out); err != nil {
+		return "", err
+	}
+	tmp := out + ".tmp"
+	if err := os.RemoveAll(tmp); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return "", err
+	}
+	var extra []string
+	if c.prepare != nil {
+		if extra, err = c.prepare(ctx, b, &c, tmp); err != nil {
+			return "", err
+		}
+	}
+	args := []string{"CGO_ENABLED=0", "nice", "go", "build", "-C", b.moduleDir(&c), "-trimpath"}
+	args = append(args, extra...)
+	ld := "-s -w"
+	if c.Ldflags != "" {
+		ld += " " + c.Ldflags
+	}
+	args = append(args, "-ldflags", ld)
+	if len(c.Packages) == 1 {
+		args = append(args, "-o", filepath.Join(tmp, binaryName(c.Packages[0])))
+	} else {
+		args = append(args, "-o", tmp+string(filepath.Separator))
+	}
+	args = append(args, c.Packages...)
+	if _, err := b.o.Runner.Run(ctx, nil, "env", args...); err != nil {
+		return "", err
+	}
+	for _, p := range c.Packages {
+		if _, err := os.Stat(filepath.Join(tmp, binaryName(p))); err != nil {
+			return "", fmt.Errorf("%s: go build did not produce %s: %w", c.Name, binaryName(p), err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(tmp, ".complete"), []byte(key+"\n"), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return "", err
+	}
+	return out, nil
+}
+
+// goModDir returns the directory of module@version in the module cache,
+// downloading it when needed (from within module dir's context).
+func (b *builder) goModDir(ctx context.Context, dir, module string) (string, error) {
+	out, err := b.o.run(ctx, "go", "list", "-C", dir, "-m", "-f", "{{.Dir}}", module)
+	if err != nil {
+		return "", err
+	}
+	d := strings.TrimSpace(string(out))
+	if d == "" {
+		if _, err := b.o.run(ctx, "go", "mod", "download", "-C", dir, module); err != nil {
+			return "", err
+		}
+		if out, err = b.o.run(ctx, "go", "list", "-C", dir, "-m", "-f", "{{.Dir}}", module); err != nil {
+			return "", err
+		}
+		d = strings.TrimSpace(string(out))
+	}
+	if d == "" {
+		return "", fmt.Errorf("module %s has no directory in the module cache", module)
+	}
+	return d, nil
+}
