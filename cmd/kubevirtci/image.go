@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+
+	"github.com/kubevirt/kubevirtci-go/internal/nodeimage"
+)
+
+// The image commands build, from Debian packages and Go modules only, the
+// kind node image (Kubernetes v1.22.2) and the local registry image into the
+// container engine. See docs/images.md.
+func init() {
+	register(command{
+		Name:     "image-node",
+		NoConfig: true,
+		Help: "build the kind node image (Kubernetes v1.22.2) from source into the container engine; " +
+			"env: KUBEVIRTCI_CACHE_DIR (build cache), KUBEVIRTCI_DEBIAN_MIRROR, KUBEVIRTCI_IMAGE_FORCE=1 (rebuild)",
+		Run: func(ctx context.Context, env *Env) error {
+			ref, err := nodeimage.BuildNode(ctx, imageOptions(env))
+			if err != nil {
+				return err
+			}
+			env.Log.Infof("node image: %s (use it with KIND_NODE_IMAGE=%s)", ref, ref)
+			return nil
+		},
+	})
+	register(command{
+		Name:     "image-registry",
+		NoConfig: true,
+		Help:     "build the local registry image (distribution v3) from source into the container engine",
+		Run: func(ctx context.Context, env *Env) error {
+			ref, err := nodeimage.BuildRegistry(ctx, imageOptions(env))
+			if err != nil {
+				return err
+			}
+			env.Log.Infof("registry image: %s (use it with REGISTRY_IMAGE=%s)", ref, ref)
+			return nil
+		},
+	})
+}
+
+func imageOptions(env *Env) nodeimage.Options {
+	return nodeimage.Options{
+		CRI:          env.CRI,
+		SourceDir:    env.RepoRoot,
+		Runner:       env.Runner,
+		Log:          env.Log,
+		CacheDir:     env.Getenv("KUBEVIRTCI_CACHE_DIR"),
+		DebianMirror: env.Getenv("KUBEVIRTCI_DEBIAN_MIRROR"),
+		Force:        env.Getenv("KUBEVIRTCI_IMAGE_FORCE") == "1",
+		Getenv:       env.Getenv,
+	}
+}
