@@ -1,0 +1,747 @@
+package sriov
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kubevirt/kubevirtci-go/internal/cmdrun"
+	"github.com/kubevirt/kubevirtci-go/internal/sriov/sriovsim"
+)
+
+func TestDiscover(t *testing.T) {
+	e := newEnv(t, fourPFs, Options{}, sriovsim.Options{})
+	// A PF described in sysfs but not in the host namespace (moved away) is
+	// not a candidate; a host link without sysfs device is not a PF.
+	pfs, err := e.m.Discover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range pfs {
+		got = append(got, p.Name+"@"+p.PCI)
+	}
+	want := []string{"ens1f0@0000:3b:00.0", "ens1f1@0000:3b:00.1", "ens1f10@0000:5e:00.0", "ens2f0@0000:af:00.0"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("discovered %v, want %v (by PCI address)", got, want)
+	}
+	p := pfs[0]
+	if p.TotalVFs != 8 || p.NumVFs != 0 || p.Driver != sriovsim.DefaultDriver || p.MAC != "aa:00:00:00:00:01" || p.MTU != 9000 || p.Up {
+		t.Fatalf("ens1f0 recorded as %+v", p)
+	}
+
+	// Gone from the host namespace: no longer discovered.
+	e.net.mu.Lock()
+	e.net.ns[0] = e.net.ns[0][:len(e.net.ns[0])-1] // ens2f0
+	e.net.mu.Unlock()
+	pfs, err = e.m.Discover()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pfs) != 3 {
+		t.Fatalf("got %d PFs after ens2f0 left the host, want 3", len(pfs))
+	}
+}
+
+func TestAllocateExactBlacklist(t *testing.T) {
+	found := []PF{
+		{Name: "ens1f0", PCI: "0000:3b:00.0"}, {Name: "ens1f1", PCI: "0000:3b:00.1"},
+		{Name: "ens1f10", PCI: "0000:5e:00.0"}, {Name: "ens2f0", PCI: "0000:af:00.0"},
+	}
+	opts := Options{PFCountPerNode: 1, Blacklist: []string{" ens1f1", ""}}
+	plan, err := allocate(found, opts, nil, []string{"w1", "w2", "w3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names(plan.Blacklisted) != "ens1f1" {
+		t.Fatalf("blacklisted %q, want only ens1f1 (not ens1f10)", names(plan.Blacklisted))
+	}
+	var got []string
+	for _, a := range plan.Assignments {
+		got = append(got, a.Node+"="+names(a.PFs))
+	}
+	if want := []string{"w1=ens1f0", "w2=ens1f10", "w3=ens2f0"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("assignments %v, want %v", got, want)
+	}
+
+	// Blacklisting ens1f10 keeps ens1f1.
+	plan, err = allocate(found, Options{PFCountPerNode: 1, Blacklist: []string{"ens1f10"}}, nil, []string{"w1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names(plan.Blacklisted) != "ens1f10" || names(plan.Assignments[0].PFs) != "ens1f0" {
+		t.Fatalf("blacklist ens1f10: blacklisted %q, assigned %q", names(plan.Blacklisted), names(plan.Assignments[0].PFs))
+	}
+}
+
+func TestAllocateCounts(t *testing.T) {
+	found := []PF{
+		{Name: "a", PCI: "0000:01:00.0"}, {Name: "b", PCI: "0000:02:00.0"},
+		{Name: "c", PCI: "0000:03:00.0"}, {Name: "d", PCI: "0000:04:00.0"}, {Name: "e", PCI: "0000:05:00.0"},
+	}
+	plan, err := allocate(found, Options{PFCountPerNode: 2}, nil, []string{"w1", "w2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names(plan.Assignments[0].PFs) != "a, b" || names(plan.Assignments[1].PFs) != "c, d" {
+		t.Fatalf("PF_COUNT_PER_NODE=2: %+v", plan.Assignments)
+	}
+	if got := plan.PFNames("w2"); !reflect.DeepEqual(got, []string{"c", "d"}) {
+		t.Fatalf("PFNames(w2) = %v", got)
+	}
+
+	held := []heldPF{{Cluster: "other", Ledger: "/state/other.json", PCI: "0000:03:00.0", Name: "c"}}
+	_, err = allocate(found, Options{PFCountPerNode: 2, Blacklist: []string{"a"}}, held, []string{"w1", "w2"})
+	want := `not enough SR-IOV PFs: need 4 (2 workers x PF_COUNT_PER_NODE=2), found 5: 1 blacklisted by PF_BLACKLIST (a), 1 in use by other clusters (c by cluster "other"), 3 available (b, d, e); a PF used by another cluster comes back with that cluster's cluster-down (its ledger: /state/other.json)`
+	if err == nil || err.Error() != want {
+		t.Fatalf("too few PFs:\n got: %v\nwant: %s", err, want)
+	}
+
+	_, err = allocate(found, Options{PFCountPerNode: 3}, nil, []string{"w1", "w2"})
+	if err == nil || !strings.Contains(err.Error(), "need 6 (2 workers x PF_COUNT_PER_NODE=3), found 5") {
+		t.Fatalf("too few PFs: %v", err)
+	}
+
+	_, err = allocate(found, Options{PFCountPerNode: 1, Blacklist: []string{"a", "b", "c", "d", "e"}}, nil, []string{"w1"})
+	if err == nil || !strings.Contains(err.Error(), "every SR-IOV PF found is blacklisted") {
+		t.Fatalf("all blacklisted: %v", err)
+	}
+	_, err = allocate(nil, Options{PFCountPerNode: 1, SysfsRoot: "/sys"}, nil, []string{"w1"})
+	if err == nil || !strings.Contains(err.Error(), "no SR-IOV PF found") {
+		t.Fatalf("none found: %v", err)
+	}
+}
+
+func TestOptionsValidation(t *testing.T) {
+	for _, tc := range []struct {
+		o    Options
+		want string
+	}{
+		{Options{Cluster: "a/b"}, "cluster name"},
+		{Options{Cluster: "sriov", PFCountPerNode: -1}, "PF_COUNT_PER_NODE=-1"},
+		{Options{Cluster: "sriov", VFCount: -2}, "VFS_COUNT=-2"},
+	} {
+		if _, err := New(tc.o, nil, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v, want it to mention %q", tc.o, err, tc.want)
+		}
+	}
+	m, err := New(Options{Cluster: "sriov"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := m.Options(); o.SysfsRoot != "/sys" || o.StateDir != DefaultStateDir || o.VFCount != 6 || o.PFCountPerNode != 1 {
+		t.Fatalf("defaults: %+v", o)
+	}
+}
+
+func TestLedgerRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	if l, err := ReadLedger(dir, "c1"); l != nil || err != nil {
+		t.Fatalf("no ledger: got %v, %v", l, err)
+	}
+	l := &Ledger{Version: LedgerVersion, Cluster: "c1", SysfsRoot: "/sys", VFCount: 6, Created: time.Now().UTC().Truncate(time.Second),
+		PFs: []LedgerPF{{PCI: "0000:3b:00.0", Node: "w1", Name: "ens1f0", MAC: "aa:bb:cc:dd:ee:ff", MTU: 9000, Up: true,
+			Alias: "uplink", Driver: "ice", TotalVFs: 64, NumVFs: 2, Autoprobe: "1", Marker: marker("c1", "0000:3b:00.0"), State: StateMoved}}}
+	if err := writeLedger(dir, l); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadLedger(dir, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, l) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, l)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("state dir holds %d entries, want only the ledger (no temp files)", len(entries))
+	}
+	held, err := otherLedgers(dir, "c2")
+	if err != nil || len(held) != 1 || held[0].PCI != "0000:3b:00.0" || held[0].Cluster != "c1" {
+		t.Fatalf("other ledgers seen by c2: %+v, %v", held, err)
+	}
+	if held, _ := otherLedgers(dir, "c1"); len(held) != 0 {
+		t.Fatalf("a cluster's own ledger counted as another's: %+v", held)
+	}
+	os.WriteFile(LedgerPath(dir, "bad"), []byte("{"), 0o644)
+	if _, err := otherLedgers(dir, "c2"); err == nil || !strings.Contains(err.Error(), "bad.json") {
+		t.Fatalf("a broken ledger must stop allocation, got %v", err)
+	}
+	os.WriteFile(LedgerPath(dir, "bad"), []byte(`{"version": 9}`), 0o644)
+	if _, err := ReadLedger(dir, "bad"); err == nil || !strings.Contains(err.Error(), "version 9") {
+		t.Fatalf("unknown version: %v", err)
+	}
+	if err := removeLedger(dir, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := ReadLedger(dir, "c1"); l != nil {
+		t.Fatal("ledger still there after removal")
+	}
+}
+
+func TestFindPF(t *testing.T) {
+	p := &LedgerPF{Name: "ens1f0", PCI: "0000:3b:00.0", MAC: "aa:00:00:00:00:01", Marker: marker("c", "0000:3b:00.0")}
+	links := []linkInfo{
+		{Index: 1, Name: "eth0", MAC: "aa:00:00:00:00:09"},
+		{Index: 7, Name: "dev7", MAC: "02:00:00:00:00:01", Alias: p.Marker}, // renamed, MAC changed
+	}
+	if l, ok, err := findPF(links, p); !ok || err != nil || l.Index != 7 {
+		t.Fatalf("by alias: %v %v %v", l, ok, err)
+	}
+	// Real NIC: the PCI parent wins over anything else.
+	q := *p
+	q.ParentDev = q.PCI
+	links2 := append(links, linkInfo{Index: 9, Name: "x", ParentBus: "pci", ParentDev: q.PCI})
+	if l, ok, _ := findPF(links2, &q); !ok || l.Index != 9 {
+		t.Fatalf("by parent device: %v %v", l, ok)
+	}
+	// Alias lost: the MAC finds it when unique...
+	links3 := []linkInfo{{Index: 3, Name: "net3", MAC: p.MAC}}
+	if l, ok, _ := findPF(links3, p); !ok || l.Index != 3 {
+		t.Fatalf("by MAC: %v %v", l, ok)
+	}
+	// ...and not when shared (a bond, a macvlan) or owned by another PCI device.
+	links4 := []linkInfo{{Index: 3, Name: "net3", MAC: p.MAC}, {Index: 4, Name: "bond0", MAC: p.MAC}}
+	if _, ok, _ := findPF(links4, p); ok {
+		t.Fatal("a MAC shared by two links must not identify the PF")
+	}
+	links5 := []linkInfo{{Index: 3, Name: "net3", MAC: p.MAC, ParentBus: "pci", ParentDev: "0000:99:00.0"}}
+	if _, ok, _ := findPF(links5, p); ok {
+		t.Fatal("a link with another PCI parent must not be taken for the PF")
+	}
+	links6 := []linkInfo{{Index: 3, Alias: p.Marker, Name: "a"}, {Index: 4, Alias: p.Marker, Name: "b"}}
+	if _, _, err := findPF(links6, p); err == nil {
+		t.Fatal("two links with the marker must be an error")
+	}
+}
+
+// TestVFWritesInOrder checks the exact sysfs writes of VF creation and
+// binding, with and without sriov_drivers_autoprobe.
+func TestVFWritesInOrder(t *testing.T) {
+	for _, autoprobe := range []bool{true, false} {
+		t.Run(fmt.Sprintf("autoprobe=%t", autoprobe), func(t *testing.T) {
+			sim, err := sriovsim.New(t.TempDir(), []sriovsim.PF{{Name: "ens1f0", PCI: "0000:3b:00.0", TotalVFs: 4, NumVFs: 2, NoAutoprobe: !autoprobe}}, sriovsim.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop, err := sim.Start(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stop()
+			e := &env{t: t, sim: sim}
+			m := e.manager(Options{Cluster: "c", SysfsRoot: sim.Root, VFCount: 3, SysfsTimeout: 5 * time.Second})
+			p := &LedgerPF{Name: "ens1f0", PCI: "0000:3b:00.0", NumVFs: 2, Autoprobe: map[bool]string{true: "1", false: ""}[autoprobe]}
+			vfs, err := m.configureVFs(context.Background(), p)
+			if err != nil {
+				t.Fatalf("%v (simulator refused: %v)", err, sim.Errors())
+			}
+			want := []string{"0000:4b:00.0", "0000:4b:00.1", "0000:4b:00.2"}
+			if !reflect.DeepEqual(vfs, want) {
+				t.Fatalf("VFs %v, want %v", vfs, want)
+			}
+			dev := "bus/pci/devices/"
+			var ws []string
+			if autoprobe {
+				ws = append(ws, dev+"0000:3b:00.0/sriov_drivers_autoprobe <- 0")
+			}
+			ws = append(ws, dev+"0000:3b:00.0/sriov_numvfs <- 0", dev+"0000:3b:00.0/sriov_numvfs <- 3")
+			if autoprobe {
+				ws = append(ws, dev+"0000:3b:00.0/sriov_drivers_autoprobe <- 1")
+			}
+			for _, vf := range want {
+				if !autoprobe { // bound to its default driver first
+					ws = append(ws, "bus/pci/drivers/simvf/unbind <- "+vf)
+				}
+				ws = append(ws,
+					dev+vf+"/driver_override <- vfio-pci",
+					"bus/pci/drivers/vfio-pci/bind <- "+vf,
+					dev+vf+"/driver_override <- ")
+			}
+			if got := e.takeWrites(); !reflect.DeepEqual(got, ws) {
+				t.Fatalf("writes:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(ws, "\n  "))
+			}
+			for _, vf := range want {
+				if d, _ := linkBase(filepath.Join(sim.Root, dev, vf, "driver")); d != VFDriver {
+					t.Errorf("VF %s bound to %q", vf, d)
+				}
+			}
+			// Reset to the original 2 VFs.
+			p.State = StateConfigured
+			if err := m.resetVFs(context.Background(), p); err != nil {
+				t.Fatal(err)
+			}
+			if got := sim.VFs("ens1f0"); len(got) != 2 {
+				t.Fatalf("after reset %d VFs, want 2", len(got))
+			}
+			if errs := sim.Errors(); len(errs) != 0 {
+				t.Fatalf("the simulated kernel refused writes: %v", errs)
+			}
+		})
+	}
+}
+
+func TestVFCountTooHigh(t *testing.T) {
+	e := newEnv(t, []envPF{{name: "ens1f0", pci: "0000:3b:00.0", mac: "aa:00:00:00:00:01", mtu: 1500, total: 4}},
+		Options{VFCount: 6}, sriovsim.Options{}, "w1")
+	_, err := e.m.Up(context.Background(), e.nodes, []string{"w1"})
+	if err == nil || !strings.Contains(err.Error(), "supports 4 VFs (sriov_totalvfs), VFS_COUNT=6") || !strings.Contains(err.Error(), "nothing was changed") {
+		t.Fatalf("got %v", err)
+	}
+	if len(e.takeWrites()) != 0 {
+		t.Fatal("sysfs was written although a check failed")
+	}
+}
+
+func checkAllHome(t *testing.T, e *env, pfs []envPF) {
+	t.Helper()
+	for _, p := range pfs {
+		ns, l := e.net.where(p.name)
+		if ns != 0 || l == nil {
+			t.Errorf("%s: in namespace %d, want the host", p.name, ns)
+			continue
+		}
+		if l.MAC != p.mac || l.MTU != p.mtu || l.Up != p.up || l.Alias != "" {
+			t.Errorf("%s back as %+v, want MAC %s MTU %d up %t and no alias", p.name, *l, p.mac, p.mtu, p.up)
+		}
+		if n := len(e.sim.VFs(p.name)); n != 0 {
+			t.Errorf("%s still has %d VFs", p.name, n)
+		}
+	}
+	if l, err := ReadLedger(e.opts.StateDir, e.opts.Cluster); l != nil || err != nil {
+		t.Errorf("ledger still there (%v) after everything came back", err)
+	}
+}
+
+func TestUpAndReturn(t *testing.T) {
+	for _, perNode := range []int{1, 2} {
+		t.Run(fmt.Sprintf("PF_COUNT_PER_NODE=%d", perNode), func(t *testing.T) {
+			e := newEnv(t, fourPFs, Options{PFCountPerNode: perNode, VFCount: 3}, sriovsim.Options{}, "w1", "w2")
+			var points []string
+			e.m.hook = func(p string) { points = append(points, p) }
+			as, err := e.m.Up(context.Background(), e.nodes, []string{"w1", "w2"})
+			if err != nil {
+				t.Fatalf("%v (simulator: %v)", err, e.sim.Errors())
+			}
+			byPCI := []string{"ens1f0", "ens1f1", "ens1f10", "ens2f0"}
+			for i, a := range as {
+				want := byPCI[i*perNode : (i+1)*perNode]
+				if got := pfNames(as, a.Node); !reflect.DeepEqual(got, want) {
+					t.Fatalf("node %s got %v, want %v", a.Node, got, want)
+				}
+				for _, name := range want {
+					ns, l := e.net.where(name)
+					if ns != e.nodes.pids[a.Node] || !l.Up {
+						t.Fatalf("%s: namespace %d up %t, want node %s's (%d) and up", name, ns, l.Up, a.Node, e.nodes.pids[a.Node])
+					}
+					if n := len(e.sim.VFs(name)); n != 3 {
+						t.Fatalf("%s has %d VFs, want 3", name, n)
+					}
+				}
+			}
+			l, err := ReadLedger(e.opts.StateDir, e.opts.Cluster)
+			if err != nil || l == nil || len(l.PFs) != 2*perNode {
+				t.Fatalf("ledger %+v, %v", l, err)
+			}
+			for _, p := range l.PFs {
+				if p.State != StateConfigured {
+					t.Fatalf("PF %s state %s", p.Name, p.State)
+				}
+			}
+			if want := 1 + 2*2*perNode; len(points) != want || points[0] != "ledger-written" {
+				t.Fatalf("step points %v", points)
+			}
+
+			st, err := e.m.Status(context.Background(), e.nodes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			FormatStatus(&buf, st)
+			out := buf.String()
+			for _, want := range []string{"node w1", "PF ens1f0  0000:3b:00.0  in node  configured  VFs 3/8", "VF 2  0000:4b:00.2  vfio-pci"} {
+				if !strings.Contains(out, want) {
+					t.Fatalf("status lacks %q:\n%s", want, out)
+				}
+			}
+
+			if err := e.m.Return(context.Background(), e.nodes); err != nil {
+				t.Fatal(err)
+			}
+			checkAllHome(t, e, fourPFs)
+			// Rerunnable: nothing to do.
+			if err := e.m.Return(context.Background(), e.nodes); err != nil {
+				t.Fatal(err)
+			}
+			st, _ = e.m.Status(context.Background(), e.nodes)
+			buf.Reset()
+			FormatStatus(&buf, st)
+			if !strings.Contains(buf.String(), "holds no PFs") {
+				t.Fatalf("status after return: %s", buf.String())
+			}
+		})
+	}
+}
+
+// TestReturnNamesChanged: the node renamed a PF and changed its MTU, MAC
+// and state; another node died and the kernel handed its PF back under a
+// fallback name because the original name was taken meanwhile.
+func TestReturnNamesChanged(t *testing.T) {
+	e := newEnv(t, fourPFs, Options{PFCountPerNode: 2, VFCount: 2}, sriovsim.Options{}, "w1", "w2")
+	if _, err := e.m.Up(context.Background(), e.nodes, []string{"w1", "w2"}); err != nil {
+		t.Fatal(err)
+	}
+	// In w1: ens1f0 renamed to net5, MTU/MAC changed.
+	e.net.mu.Lock()
+	l := e.net.find(1000, "ens1f0")
+	l.Name, l.MTU, l.MAC = "net5", 1280, "02:00:00:00:00:99"
+	e.net.mu.Unlock()
+	// w2 dies; its PFs come back to the host. Someone took the name ens1f10
+	// on the host meanwhile, so that one comes back as dev<index>.
+	e.net.add(0, linkInfo{Name: "ens1f10", MAC: "02:11:11:11:11:11", MTU: 1500})
+	e.nodes.remove("w2")
+	e.net.killNode(1001, true)
+
+	err := e.m.Return(context.Background(), e.nodes)
+	if err == nil || !strings.Contains(err.Error(), "cannot rename it back to ens1f10") || !strings.Contains(err.Error(), "1 of 4") {
+		t.Fatalf("want an error naming ens1f10 only, got %v", err)
+	}
+	l2, _ := ReadLedger(e.opts.StateDir, e.opts.Cluster)
+	if l2 == nil {
+		t.Fatal("ledger removed although a PF is not back")
+	}
+	// The user frees the name and runs cluster-down again.
+	e.net.mu.Lock()
+	for i, x := range e.net.ns[0] {
+		if x.Name == "ens1f10" && x.MAC == "02:11:11:11:11:11" {
+			e.net.ns[0] = append(e.net.ns[0][:i], e.net.ns[0][i+1:]...)
+			break
+		}
+	}
+	e.net.mu.Unlock()
+	if err := e.m.Return(context.Background(), e.nodes); err != nil {
+		t.Fatal(err)
+	}
+	checkAllHome(t, e, fourPFs)
+}
+
+func TestReturnWaitsForKernel(t *testing.T) {
+	e := newEnv(t, fourPFs[:2], Options{PFCountPerNode: 1, VFCount: 2, ReturnWait: 5 * time.Second}, sriovsim.Options{}, "w1", "w2")
+	if _, err := e.m.Up(context.Background(), e.nodes, []string{"w1", "w2"}); err != nil {
+		t.Fatal(err)
+	}
+	// The node container is gone, its namespace dies later.
+	e.nodes.remove("w1")
+	go func() {
+		time.Sleep(200 * time.Millisecond)
+		e.net.killNode(1000, true)
+	}()
+	start := time.Now()
+	if err := e.m.Return(context.Background(), e.nodes); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 200*time.Millisecond || d > 3*time.Second {
+		t.Fatalf("Return took %s; it should wait for the hand-back (200ms) and not much more", d)
+	}
+	checkAllHome(t, e, fourPFs[:2])
+}
+
+func TestReturnPFLostStaysInLedger(t *testing.T) {
+	e := newEnv(t, fourPFs[:2], Options{PFCountPerNode: 1, VFCount: 2, ReturnWait: 100 * time.Millisecond}, sriovsim.Options{}, "w1", "w2")
+	if _, err := e.m.Up(context.Background(), e.nodes, []string{"w1", "w2"}); err != nil {
+		t.Fatal(err)
+	}
+	e.nodes.remove("w1")
+	e.net.killNode(1000, false) // virtual devices die with their namespace
+	err := e.m.Return(context.Background(), e.nodes)
+	if err == nil || !strings.Contains(err.Error(), "1 of 2 SR-IOV PFs are not back") || !strings.Contains(err.Error(), "ens1f0 (0000:3b:00.0): node w1 is gone") {
+		t.Fatalf("got %v", err)
+	}
+	l, _ := ReadLedger(e.opts.StateDir, e.opts.Cluster)
+	if l == nil || l.PFs[0].State == StateReturned || l.PFs[1].State != StateReturned {
+		t.Fatalf("ledger after a partial return: %+v", l)
+	}
+	// Another cluster cannot take the lost PF's address.
+	e2 := e.manager(Options{Cluster: "other", SysfsRoot: e.opts.SysfsRoot, StateDir: e.opts.StateDir, VFCount: 2})
+	e.nodes.pids["o1"] = 1001
+	plan, err := e2.Check(context.Background(), []string{"o1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names(plan.Assignments[0].PFs) != "ens1f1" {
+		t.Fatalf("other cluster got %s", names(plan.Assignments[0].PFs))
+	}
+}
+
+func TestUpRollsBackOnFailure(t *testing.T) {
+	e := newEnv(t, fourPFs, Options{PFCountPerNode: 2, VFCount: 2}, sriovsim.Options{}, "w1", "w2")
+	e.net.failMove = 3 // the third PF fails to move
+	_, err := e.m.Up(context.Background(), e.nodes, []string{"w1", "w2"})
+	if err == nil || !strings.Contains(err.Error(), "injected failure") || !strings.Contains(err.Error(), "rolled back: every PF is back") {
+		t.Fatalf("got %v", err)
+	}
+	checkAllHome(t, e, fourPFs)
+}
+
+func TestUpInterrupted(t *testing.T) {
+	e := newEnv(t, fourPFs, Options{PFCountPerNode: 2, VFCount: 2}, sriovsim.Options{}, "w1", "w2")
+	ctx, cancel := context.WithCancel(context.Background())
+	e.m.hook = func(p string) {
+		if strings.HasPrefix(p, "moved:") {
+			cancel() // Ctrl-C after the first move
+		}
+	}
+	_, err := e.m.Up(ctx, e.nodes, []string{"w1", "w2"})
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "rolled back") {
+		t.Fatalf("got %v", err)
+	}
+	checkAllHome(t, e, fourPFs)
+}
+
+// TestReturnAfterCrash: the process died at each step boundary of Up (no
+// rollback ran); Return alone brings everything back.
+func TestReturnAfterCrash(t *testing.T) {
+	for _, crashAt := range []string{"ledger-written", "moved:0000:3b:00.0", "moved:0000:af:00.0", "configured:0000:3b:00.0", "configured:0000:af:00.0"} {
+		t.Run(crashAt, func(t *testing.T) {
+			e := newEnv(t, fourPFs, Options{PFCountPerNode: 2, VFCount: 2}, sriovsim.Options{}, "w1", "w2")
+			type crash struct{}
+			e.m.hook = func(p string) {
+				if p == crashAt {
+					panic(crash{})
+				}
+			}
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						if _, ok := r.(crash); !ok {
+							panic(r)
+						}
+					}
+				}()
+				e.m.Up(context.Background(), e.nodes, []string{"w1", "w2"})
+				t.Fatal("no crash")
+			}()
+			// No rollback ran (the panic skipped it, as a crash would).
+			if err := e.manager(e.opts).Return(context.Background(), e.nodes); err != nil {
+				t.Fatal(err)
+			}
+			checkAllHome(t, e, fourPFs)
+		})
+	}
+}
+
+func TestOtherClusterExcludesPFs(t *testing.T) {
+	e := newEnv(t, fourPFs, Options{PFCountPerNode: 1, VFCount: 2}, sriovsim.Options{}, "a1", "b1")
+	a := e.manager(Options{Cluster: "a", SysfsRoot: e.opts.SysfsRoot, StateDir: e.opts.StateDir, VFCount: 2, SysfsTimeout: 5 * time.Second, LockTimeout: time.Second})
+	b := e.manager(Options{Cluster: "b", SysfsRoot: e.opts.SysfsRoot, StateDir: e.opts.StateDir, VFCount: 2, SysfsTimeout: 5 * time.Second, LockTimeout: time.Second, Blacklist: []string{"ens1f10", "ens2f0"}})
+	asA, err := a.Up(context.Background(), e.nodes, []string{"a1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ens1f0 moved into a1: b can't see it on the host anyway; return it to
+	// the host but keep a's ledger, as if a's cluster-down had not run yet.
+	_ = asA
+	l, _ := ReadLedger(e.opts.StateDir, "a")
+	if err := a.Return(context.Background(), e.nodes); err != nil {
+		t.Fatal(err)
+	}
+	l.PFs[0].State = StateConfigured
+	if err := writeLedger(e.opts.StateDir, l); err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Up(context.Background(), e.nodes, []string{"b1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := ReadLedger(e.opts.StateDir, "b"); got.PFs[0].Name != "ens1f1" {
+		t.Fatalf("cluster b took %s, want ens1f1 (ens1f0 is a's)", got.PFs[0].Name)
+	}
+	b.Return(context.Background(), e.nodes)
+
+	// Only ens1f0 left for b, and a holds it.
+	b2 := e.manager(Options{Cluster: "b", SysfsRoot: e.opts.SysfsRoot, StateDir: e.opts.StateDir, VFCount: 2, Blacklist: []string{"ens1f1", "ens1f10", "ens2f0"}})
+	_, err = b2.Up(context.Background(), e.nodes, []string{"b1"})
+	if err == nil || !strings.Contains(err.Error(), `ens1f0 by cluster "a"`) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestChecks(t *testing.T) {
+	t.Run("all failing at once", func(t *testing.T) {
+		e := newEnv(t, fourPFs, Options{}, sriovsim.Options{NoIOMMU: true, NoVFIO: true}, "w1")
+		e.m.euid = func() int { return 1000 }
+		e.m.run = (&cmdrun.Fake{}).On("modprobe: FATAL: Module vfio-pci not found", errors.New("exit status 1"), "modprobe", "--dry-run", "vfio-pci")
+		_, err := e.m.Check(context.Background(), []string{"w1"})
+		for _, want := range []string{"needs root", "IOMMU is off", "vfio-pci driver is not loaded", "Module vfio-pci not found"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("error lacks %q: %v", want, err)
+			}
+		}
+		_, err = e.m.Up(context.Background(), e.nodes, []string{"w1"})
+		if err == nil || !strings.Contains(err.Error(), "nothing was changed") {
+			t.Fatalf("Up: %v", err)
+		}
+		if _, l := e.net.where("ens1f0"); l.Alias != "" {
+			t.Fatal("a PF was touched although checks failed")
+		}
+	})
+	t.Run("vfio loadable", func(t *testing.T) {
+		e := newEnv(t, fourPFs, Options{}, sriovsim.Options{NoVFIO: true}, "w1")
+		e.m.run = (&cmdrun.Fake{}).On("", nil, "modprobe", "--dry-run", "vfio-pci")
+		if _, err := e.m.Check(context.Background(), []string{"w1"}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("own ledger exists", func(t *testing.T) {
+		e := newEnv(t, fourPFs, Options{}, sriovsim.Options{}, "w1")
+		writeLedger(e.opts.StateDir, &Ledger{Version: LedgerVersion, Cluster: "test", SysfsRoot: e.opts.SysfsRoot})
+		_, err := e.m.Check(context.Background(), []string{"w1"})
+		if err == nil || !strings.Contains(err.Error(), "already holds SR-IOV PFs") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("no worker", func(t *testing.T) {
+		e := newEnv(t, fourPFs, Options{}, sriovsim.Options{})
+		if _, err := e.m.Check(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "at least one worker") {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("node not running", func(t *testing.T) {
+		e := newEnv(t, fourPFs, Options{}, sriovsim.Options{}, "w1")
+		_, err := e.m.Up(context.Background(), e.nodes, []string{"w1", "w9"})
+		if err == nil || !strings.Contains(err.Error(), "node w9") || !strings.Contains(err.Error(), "nothing was changed") {
+			t.Fatalf("got %v", err)
+		}
+		if l, _ := ReadLedger(e.opts.StateDir, "test"); l != nil {
+			t.Fatal("ledger written although nothing could move")
+		}
+	})
+	t.Run("sysfs root differs from the ledger's", func(t *testing.T) {
+		e := newEnv(t, fourPFs, Options{VFCount: 2}, sriovsim.Options{}, "w1")
+		if _, err := e.m.Up(context.Background(), e.nodes, []string{"w1"}); err != nil {
+			t.Fatal(err)
+		}
+		o := e.opts
+		o.SysfsRoot = "/sys"
+		err := e.manager(o).Return(context.Background(), e.nodes)
+		if err == nil || !strings.Contains(err.Error(), "written with SRIOV_SYSFS_ROOT=") {
+			t.Fatalf("got %v", err)
+		}
+		if err := e.m.Return(context.Background(), e.nodes); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// loaderRunner plays modprobe: it creates the driver directory, as loading
+// the module does.
+type loaderRunner struct {
+	dir   string
+	calls []string
+}
+
+func (l *loaderRunner) Run(_ context.Context, _ io.Reader, name string, args ...string) ([]byte, error) {
+	l.calls = append(l.calls, name+" "+strings.Join(args, " "))
+	if name == "modprobe" && len(args) == 1 && args[0] == "vfio-pci" {
+		os.MkdirAll(l.dir, 0o755)
+		os.WriteFile(filepath.Join(l.dir, "bind"), nil, 0o644)
+		os.WriteFile(filepath.Join(l.dir, "unbind"), nil, 0o644)
+	}
+	return nil, nil
+}
+
+func TestEnsureVFIOLoadsModule(t *testing.T) {
+	e := newEnv(t, fourPFs, Options{}, sriovsim.Options{NoVFIO: true})
+	r := &loaderRunner{dir: filepath.Join(e.sim.Root, "bus/pci/drivers/vfio-pci")}
+	e.m.run = r
+	if err := e.m.ensureVFIO(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.ensureVFIO(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(r.calls, []string{"modprobe vfio-pci"}) {
+		t.Fatalf("calls %v, want one modprobe", r.calls)
+	}
+}
+
+func TestHostLock(t *testing.T) {
+	dir := t.TempDir()
+	l1, err := acquireLock(context.Background(), dir, "cluster a", time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var told string
+	_, err = acquireLock(context.Background(), dir, "cluster b", 50*time.Millisecond, func(h string) { told = h })
+	if err == nil || !strings.Contains(err.Error(), "held by cluster a") || !strings.Contains(told, "cluster a") {
+		t.Fatalf("second lock: %v (told %q)", err, told)
+	}
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		l1.release()
+	}()
+	l2, err := acquireLock(context.Background(), dir, "cluster b", 2*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2.release()
+}
+
+type fakeExec struct {
+	calls   []string
+	mounts  string
+	noVFIO  bool
+	mode    string
+	failCmd string
+}
+
+func (f *fakeExec) Exec(_ context.Context, node string, args ...string) ([]byte, error) {
+	c := strings.Join(args, " ")
+	f.calls = append(f.calls, node+": "+c)
+	switch {
+	case f.failCmd != "" && strings.HasPrefix(c, f.failCmd):
+		return nil, errors.New("exit status 1")
+	case args[0] == "cat":
+		return []byte(f.mounts), nil
+	case args[0] == "test" && f.noVFIO:
+		return nil, errors.New("exit status 1")
+	case args[0] == "stat":
+		return []byte(f.mode + "\n"), nil
+	}
+	return nil, nil
+}
+
+func TestPrepareNode(t *testing.T) {
+	rw := "sysfs /sys sysfs ro,nosuid 0 0\nproc /proc proc rw 0 0\nsysfs /sys sysfs rw,nosuid 0 0\n"
+	f := &fakeExec{mounts: rw, mode: "666"}
+	if err := PrepareNode(context.Background(), f, "w1"); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"w1: mount -o remount,rw /sys", "w1: cat /proc/self/mounts", "w1: test -c /dev/vfio/vfio", "w1: chmod 0666 /dev/vfio/vfio", "w1: stat -c %a /dev/vfio/vfio"}
+	if !reflect.DeepEqual(f.calls, want) {
+		t.Fatalf("calls %q", f.calls)
+	}
+	err := PrepareNode(context.Background(), &fakeExec{mounts: rw, noVFIO: true}, "w1")
+	if !errors.Is(err, ErrNoVFIODevice) {
+		t.Fatalf("missing /dev/vfio/vfio: %v", err)
+	}
+	err = PrepareNode(context.Background(), &fakeExec{mounts: "sysfs /sys sysfs ro 0 0\n", mode: "666"}, "w1")
+	if err == nil || !strings.Contains(err.Error(), "still not mounted read-write") {
+		t.Fatalf("ro /sys: %v", err)
+	}
+	err = PrepareNode(context.Background(), &fakeExec{mounts: rw, mode: "600"}, "w1")
+	if err == nil || !strings.Contains(err.Error(), "mode 600") {
+		t.Fatalf("chmod without effect: %v", err)
+	}
+	if NodeLabelKey+"="+NodeLabelValue != "sriov_capable=true" {
+		t.Fatal("label")
+	}
+}
