@@ -1,0 +1,178 @@
+package kubewait
+
+import (
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// imagePullReasons are the kubelet's waiting reasons for a container whose
+// image cannot be pulled.
+var imagePullReasons = map[string]bool{
+	"ErrImagePull":        true,
+	"ImagePullBackOff":    true,
+	"InvalidImageName":    true,
+	"ErrImageNeverPull":   true,
+	"ErrImageInspect":     true,
+	"RegistryUnavailable": true,
+}
+
+// maxMessage bounds how much of a kubelet message goes into one line.
+const maxMessage = 300
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > maxMessage {
+		s = s[:maxMessage] + "..."
+	}
+	return s
+}
+
+// podReady reports whether the pod's Ready condition is True.
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func podTerminal(p *corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+}
+
+// podName is "pod ns/name on node n" or "pod ns/name (not scheduled)".
+func podName(p *corev1.Pod) string {
+	if p.Spec.NodeName == "" {
+		return fmt.Sprintf("pod %s/%s (not scheduled)", p.Namespace, p.Name)
+	}
+	return fmt.Sprintf("pod %s/%s on node %s", p.Namespace, p.Name, p.Spec.NodeName)
+}
+
+// describePod says why a pod is not ready, as one problem: its name and
+// node, then each reason (unscheduled, each init container and container
+// that is not ready, with its waiting reason, image and message). The
+// problem is an image pull problem when every reason is an image pull
+// failure.
+func describePod(p *corev1.Pod) problem {
+	var reasons []string
+	pulls := 0
+	add := func(pull bool, format string, args ...any) {
+		reasons = append(reasons, fmt.Sprintf(format, args...))
+		if pull {
+			pulls++
+		}
+	}
+	if p.DeletionTimestamp != nil {
+		add(false, "terminating")
+	}
+	if podTerminal(p) {
+		add(false, "phase %s%s", p.Status.Phase, detail(p.Status.Reason, p.Status.Message))
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status != corev1.ConditionTrue {
+			add(false, "not scheduled%s", detail(c.Reason, c.Message))
+		}
+	}
+	images := map[string]string{}
+	for _, c := range p.Spec.InitContainers {
+		images["init:"+c.Name] = c.Image
+	}
+	for _, c := range p.Spec.Containers {
+		images[c.Name] = c.Image
+	}
+	seen := map[string]bool{}
+	for _, cs := range p.Status.InitContainerStatuses {
+		seen["init:"+cs.Name] = true
+		if cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0 {
+			continue
+		}
+		if cs.Ready {
+			continue
+		}
+		r, pull := containerReason(cs, images["init:"+cs.Name])
+		add(pull, "init container %s %s", cs.Name, r)
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		seen[cs.Name] = true
+		if cs.Ready {
+			continue
+		}
+		r, pull := containerReason(cs, images[cs.Name])
+		add(pull, "container %s %s", cs.Name, r)
+	}
+	if p.Spec.NodeName != "" && !podTerminal(p) {
+		for _, c := range p.Spec.Containers {
+			if !seen[c.Name] {
+				add(false, "container %s has no status yet (image %s)", c.Name, c.Image)
+			}
+		}
+	}
+	if len(reasons) == 0 {
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status != corev1.ConditionTrue {
+				add(false, "not ready%s", detail(c.Reason, c.Message))
+			}
+		}
+	}
+	if len(reasons) == 0 {
+		add(false, "not ready (phase %s)", phaseOrPending(p))
+	}
+	kind := kindOther
+	if pulls == len(reasons) {
+		kind = kindImagePull
+	}
+	return problem{text: podName(p) + ": " + strings.Join(reasons, "; "), kind: kind}
+}
+
+func phaseOrPending(p *corev1.Pod) corev1.PodPhase {
+	if p.Status.Phase == "" {
+		return corev1.PodPending
+	}
+	return p.Status.Phase
+}
+
+// containerReason describes a container that is not ready, e.g.
+// "waiting: ErrImagePull (image i): message".
+func containerReason(cs corev1.ContainerStatus, image string) (string, bool) {
+	if image == "" {
+		image = cs.Image
+	}
+	restarts := ""
+	if cs.RestartCount > 0 {
+		restarts = fmt.Sprintf(", %d restarts", cs.RestartCount)
+	}
+	switch {
+	case cs.State.Waiting != nil:
+		w := cs.State.Waiting
+		reason := w.Reason
+		if reason == "" {
+			reason = "no reason given"
+		}
+		s := fmt.Sprintf("waiting: %s (image %s%s)", reason, image, restarts)
+		if w.Message != "" {
+			s += ": " + oneLine(w.Message)
+		}
+		if lt := cs.LastTerminationState.Terminated; lt != nil && !imagePullReasons[w.Reason] {
+			s += fmt.Sprintf("; last exit code %d%s", lt.ExitCode, detail(lt.Reason, lt.Message))
+		}
+		return s, imagePullReasons[w.Reason]
+	case cs.State.Terminated != nil:
+		t := cs.State.Terminated
+		return fmt.Sprintf("terminated: exit code %d%s%s", t.ExitCode, detail(t.Reason, t.Message), restarts), false
+	case cs.State.Running != nil:
+		return fmt.Sprintf("running but not ready (readiness probe failing or not yet run%s)", restarts), false
+	}
+	return fmt.Sprintf("has no state yet (image %s)", image), false
+}
+
+// detail is ": reason: message" with the parts that are set.
+func detail(reason, message string) string {
+	s := strings.Trim(reason+": "+oneLine(message), ": ")
+	if s == "" {
+		return ""
+	}
+	return ": " + s
+}

@@ -1,0 +1,159 @@
+package kubewait
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+var sriovdp = map[string]string{"app": "sriovdp"}
+
+func TestPodsReadyWaitsForChange(t *testing.T) {
+	p := pod("sriov", "dp-a", "sriov-worker", sriovdp, false)
+	f := newFake(p)
+	var progress []string
+	change := f.changeWhenWaiting(t, 1, &progress, func() {
+		_, err := f.CoreV1().Pods("sriov").UpdateStatus(ctx, setReady(p, true), metav1.UpdateOptions{})
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	start := time.Now()
+	err := PodsReady(ctx, f, "sriov", "app=sriovdp", long, change)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("took %s", d)
+	}
+	want := "pod sriov/dp-a on node sriov-worker: container c running but not ready (readiness probe failing or not yet run)"
+	if len(progress) != 1 || progress[0] != want {
+		t.Errorf("progress = %q, want [%q]", progress, want)
+	}
+}
+
+func TestPodsReadyAlreadyReadyAndVacuous(t *testing.T) {
+	f := newFake(pod("sriov", "dp-a", "w", sriovdp, true), pod("kube-system", "other", "w", nil, false))
+	must(t, PodsReady(ctx, f, "sriov", "", short))
+	must(t, PodsReady(ctx, f, "", "app=sriovdp", short))
+	must(t, PodsReady(ctx, f, "empty", "", short))
+}
+
+func TestPodsReadyIgnoresFinishedPodsAndOtherLabels(t *testing.T) {
+	done := pod("sriov", "job", "w", sriovdp, false)
+	done.Status.Phase = corev1.PodSucceeded
+	failed := pod("sriov", "evicted", "w", sriovdp, false)
+	failed.Status.Phase = corev1.PodFailed
+	// The fake's watch does not filter by label; the wait must.
+	f := newFake(done, failed, pod("sriov", "unrelated", "w", map[string]string{"app": "x"}, false))
+	must(t, PodsReady(ctx, f, "sriov", "app=sriovdp", short))
+}
+
+func TestPodsReadyTimeoutNamesPodNodeAndReason(t *testing.T) {
+	unscheduled := pod("sriov", "dp-c", "", sriovdp, false)
+	unscheduled.Status = corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{{
+		Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable",
+		Message: "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.",
+	}}}
+	crashing := setReady(pod("sriov", "dp-d", "sriov-worker3", sriovdp, false), false)
+	crashing.Status.ContainerStatuses[0].RestartCount = 4
+	crashing.Status.ContainerStatuses[0].State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 1m20s restarting failed container"}}
+	crashing.Status.ContainerStatuses[0].LastTerminationState.Terminated = &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}
+
+	f := newFake(
+		pulling(pod("sriov", "dp-a", "sriov-worker", sriovdp, false), "ErrImagePull"),
+		pod("sriov", "dp-b", "sriov-worker2", sriovdp, true),
+		unscheduled,
+		crashing,
+	)
+	start := time.Now()
+	err := PodsReady(ctx, f, "sriov", "app=sriovdp", short)
+	if d := time.Since(start); d < short || d > short+time.Second {
+		t.Errorf("returned after %s, want about %s", d, short)
+	}
+	we := waitErr(t, err, lines(
+		"timed out after 60ms waiting for pods in namespace sriov with labels app=sriovdp to be Ready:",
+		`  - pod sriov/dp-a on node sriov-worker: container c waiting: ErrImagePull (image registry.example/img:v1): rpc error: code = NotFound desc = failed to pull and unpack image "registry.example/img:v1": not found`,
+		`  - pod sriov/dp-c (not scheduled): not scheduled: Unschedulable: 0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector.`,
+		`  - pod sriov/dp-d on node sriov-worker3: container c waiting: CrashLoopBackOff (image registry.example/img:v1, 4 restarts): back-off 1m20s restarting failed container; last exit code 1: Error`,
+	))
+	if !errors.Is(err, context.DeadlineExceeded) || we.Timeout != short || len(we.Problems) != 3 {
+		t.Errorf("error fields %+v: want DeadlineExceeded, the timeout and 3 problems", we)
+	}
+}
+
+func TestPodsReadyFailFastOnImagePull(t *testing.T) {
+	f := newFake(
+		pulling(pod("sriov", "dp-a", "sriov-worker", sriovdp, false), "ImagePullBackOff"),
+		pulling(pod("sriov", "dp-b", "sriov-worker2", sriovdp, false), "ErrImagePull"),
+		pod("sriov", "dp-c", "sriov-worker3", sriovdp, true),
+	)
+	start := time.Now()
+	err := PodsReady(ctx, f, "sriov", "", long, FailFastOnImagePull())
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("fail fast took %s", d)
+	}
+	if !errors.Is(err, ErrImagePull) {
+		t.Fatalf("error %v, want ErrImagePull", err)
+	}
+	if !strings.HasPrefix(err.Error(), "gave up waiting for pods in namespace sriov to be Ready: only image pulls are failing") ||
+		!strings.Contains(err.Error(), "pod sriov/dp-a on node sriov-worker: container c waiting: ImagePullBackOff (image registry.example/img:v1)") {
+		t.Errorf("error text:\n%s", err)
+	}
+}
+
+func TestPodsReadyFailFastWaitsWhileOtherProblemsRemain(t *testing.T) {
+	creating := setReady(pod("sriov", "dp-b", "sriov-worker2", sriovdp, false), false)
+	creating.Status.ContainerStatuses[0].State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}
+	f := newFake(pulling(pod("sriov", "dp-a", "sriov-worker", sriovdp, false), "ErrImagePull"), creating)
+	err := PodsReady(ctx, f, "sriov", "", short, FailFastOnImagePull())
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("error %v, want a timeout: a container is still being created", err)
+	}
+}
+
+func TestPodsReadyCancelled(t *testing.T) {
+	f := newFake(pod("sriov", "dp-a", "w", nil, false))
+	cctx, cancel := context.WithCancel(ctx)
+	err := PodsReady(cctx, f, "sriov", "", long, f.changeWhenWaiting(t, 1, nil, cancel))
+	if !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), "stopped waiting for pods in namespace sriov to be Ready: context canceled:\n  - pod sriov/dp-a") {
+		t.Fatalf("error %v, want cancellation with the pod named", err)
+	}
+}
+
+func TestPodsReadyBadSelector(t *testing.T) {
+	if err := PodsReady(ctx, newFake(), "", "app in (", short); err == nil || !strings.Contains(err.Error(), `pod label selector "app in ("`) {
+		t.Fatalf("error %v", err)
+	}
+}
+
+func TestNodesReady(t *testing.T) {
+	notReady := node("sriov-worker", nil)
+	notReady.Status.Conditions[0] = corev1.NodeCondition{Type: corev1.NodeReady, Status: corev1.ConditionFalse, Reason: "KubeletNotReady", Message: "container runtime network not ready: NetworkReady=false"}
+	f := newFake(node("sriov-control-plane", nil), notReady)
+	err := NodesReady(ctx, f, short)
+	waitErr(t, err, lines(
+		"timed out after 60ms waiting for all nodes to be Ready:",
+		"  - node sriov-worker: Ready=False: KubeletNotReady: container runtime network not ready: NetworkReady=false",
+	))
+
+	f = newFake(node("sriov-control-plane", nil), notReady)
+	must(t, NodesReady(ctx, f, long, f.changeWhenWaiting(t, 1, nil, func() {
+		_, err := f.CoreV1().Nodes().UpdateStatus(ctx, node("sriov-worker", nil), metav1.UpdateOptions{})
+		if err != nil {
+			t.Error(err)
+		}
+	})))
+}
+
+func TestNodesReadyNeedsANode(t *testing.T) {
+	waitErr(t, NodesReady(ctx, newFake(), short), lines(
+		"timed out after 60ms waiting for all nodes to be Ready:",
+		"  - no node is registered yet",
+	))
+}
