@@ -21,7 +21,8 @@ type component struct {
 	Ldflags  string
 	// prepare, when set, runs before the build and returns extra arguments
 	// for `go build` (k8s uses it to generate code and pass -modfile).
-	prepare func(ctx context.Context, b *builder, c *component, out string) ([]string, error)
+	// key is the component's input hash.
+	prepare func(ctx context.Context, b *builder, c *component, key string) ([]string, error)
 }
 
 // k8sStaging are the k8s.io staging modules that Kubernetes replaces with
@@ -204,7 +205,7 @@ func (b *builder) build(ctx context.Context, c component) (string, error) {
 	}
 	var extra []string
 	if c.prepare != nil {
-		if extra, err = c.prepare(ctx, b, &c, tmp); err != nil {
+		if extra, err = c.prepare(ctx, b, &c, key); err != nil {
 			return "", err
 		}
 	}

@@ -20,17 +20,30 @@ const openAPIPackage = "k8s.io/kubernetes/pkg/generated/openapi"
 // generated OpenAPI code (upstream leaves them out too).
 var openAPIExcluded = map[string]bool{"code-generator": true, "sample-apiserver": true, "sample-cli-plugin": true, "sample-controller": true}
 
-// prepareOpenAPI copies k8s.io/kubernetes into a writable directory,
+// prepareOpenAPI copies k8s.io/kubernetes into a writable directory of the
+// cache (a stable path, so that Go's build cache keeps serving it),
 // generates pkg/generated/openapi there with openapi-gen, and returns the
 // `go build` arguments that build Kubernetes from that copy (-modfile with
-// a replace line; the project's go.mod stays untouched).
-func prepareOpenAPI(ctx context.Context, b *builder, c *component, out string) ([]string, error) {
+// a replace line; the build module's go.mod stays untouched).
+func prepareOpenAPI(ctx context.Context, b *builder, c *component, key string) ([]string, error) {
 	dir := b.moduleDir(c)
+	base := filepath.Join(b.o.CacheDir, "src", "kubernetes-"+key)
+	src := filepath.Join(base, "kubernetes")
+	modfile := filepath.Join(base, "build.mod")
+	if _, err := os.Stat(base + ".complete"); err == nil {
+		b.o.Log.Debugf("kubernetes: reusing the generated sources in %s", base)
+		return []string{"-modfile", modfile}, nil
+	}
+	if _, err := b.o.run(ctx, "rm", "-rf", base); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return nil, err
+	}
 	kdir, err := b.goModDir(ctx, dir, "k8s.io/kubernetes")
 	if err != nil {
 		return nil, err
 	}
-	src := filepath.Join(b.work, "kubernetes")
 	if _, err := b.o.run(ctx, "cp", "-r", kdir, src); err != nil {
 		return nil, err
 	}
@@ -98,12 +111,14 @@ func prepareOpenAPI(ctx context.Context, b *builder, c *component, out string) (
 	if err != nil {
 		return nil, err
 	}
-	modfile := filepath.Join(b.work, "build.mod")
 	mod = append(mod, []byte("\nreplace k8s.io/kubernetes => "+src+"\n")...)
 	if err := os.WriteFile(modfile, mod, 0o644); err != nil {
 		return nil, err
 	}
 	if err := os.WriteFile(strings.TrimSuffix(modfile, ".mod")+".sum", sum, 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(base+".complete", nil, 0o644); err != nil {
 		return nil, err
 	}
 	return []string{"-modfile", modfile}, nil

@@ -33,7 +33,8 @@ const modulePath = "github.com/kubevirt/kubevirtci-go"
 
 // Options configure a build.
 type Options struct {
-	// CRI is the container engine's command: "docker" or "podman".
+	// CRI is the container engine's command: "docker" or "podman" (or a
+	// path to one of them).
 	CRI string
 	// Runner runs every external command (go, debootstrap, the engine, ...).
 	Runner cmdrun.Runner
@@ -68,9 +69,9 @@ func (o *Options) getenv(k string) string {
 
 // complete validates the options and fills in defaults.
 func (o Options) complete() (Options, error) {
-	switch o.CRI {
+	switch filepath.Base(o.CRI) {
 	case "docker", "podman":
-	case "":
+	case ".":
 		return o, errors.New(`container engine (Options.CRI) is empty: want "docker" or "podman"`)
 	default:
 		return o, fmt.Errorf("container engine (Options.CRI) %q is not supported: want \"docker\" or \"podman\"", o.CRI)
