@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The end-to-end suite (`make e2e`, and CI): real kind clusters on a real
+# docker engine, driven through `make` and environment variables as a user
+# would. Run it as root from anywhere in a checkout; CI=true is fine.
+#
+#   1. scripts/host-setup.sh: the docker engine (and the runtime wrapper
+#      where the host needs it);
+#   2. the node and registry images built from source (`go tool mage
+#      image:node image:registry`; each skips when its image is up to date);
+#   3. go test ./test/e2e/... with KUBEVIRTCI_E2E=1.
+#
+# No SR-IOV hardware is needed: veth pairs stand in for PFs and a simulated
+# sysfs (SRIOV_SYSFS_ROOT) describes them. On a host without an IOMMU the
+# suite creates /dev/vfio/vfio (c 10 196) for the run and removes it after.
+#
+# Environment:
+#   E2E_RUN      only the tests matching this regular expression (go test -run)
+#   E2E_TIMEOUT  go test's timeout (default 60m)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { echo "e2e: $*" >&2; }
+[ "$(id -u)" = 0 ] || { log "run as root: the suite moves network links and drives docker"; exit 1; }
+
+start=$(date +%s)
+log "host set-up"
+scripts/host-setup.sh
+
+log "node and registry images (built from source, reused when up to date)"
+go tool mage image:node image:registry
+
+log "end-to-end tests"
+args=(-count=1 -timeout "${E2E_TIMEOUT:-60m}" -v)
+if [ -n "${E2E_RUN:-}" ]; then
+	args+=(-run "$E2E_RUN")
+fi
+rc=0
+KUBEVIRTCI_E2E=1 go test "${args[@]}" ./test/e2e/... || rc=$?
+log "finished in $(( $(date +%s) - start ))s (exit $rc)"
+exit $rc

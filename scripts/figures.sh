@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Measures the figures of docs/figures.md, in one run on this machine, and
+# rewrites that file: a 3-node `make cluster-up` against plain kind (same node
+# image), `make cluster-down` until every PF is back, and the image build
+# times. Run it as root from anywhere in a checkout, on an otherwise idle
+# machine; it creates and deletes real clusters (about 15 minutes on 2 CPUs).
+#
+# Environment:
+#   FIGURES_ROUNDS            clusters of each kind to create (default 1; more gives medians)
+#   FIGURES_SKIP_WARM_BUILD=1 do not rebuild the node image with warm caches
+#   FIGURES_OUT               file to write (default docs/figures.md)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { echo "figures: $*" >&2; }
+[ "$(id -u)" = 0 ] || { log "run as root: it moves network links and drives docker"; exit 1; }
+
+scripts/host-setup.sh
+
+log "node and registry images"
+build_log=$(mktemp)
+trap 'rm -f "$build_log"' EXIT
+t0=$SECONDS
+go tool mage image:node image:registry 2>&1 | tee "$build_log"
+export FIGURES_IMAGE_ENSURE_SECONDS=$((SECONDS - t0))
+if [ "$(grep -c 'is up to date' "$build_log" || true)" -ge 2 ]; then
+	export FIGURES_IMAGE_ENSURE_KIND="both images up to date: the check only"
+else
+	export FIGURES_IMAGE_ENSURE_KIND="built what was missing or out of date, with the caches as found"
+fi
+
+if [ "${FIGURES_SKIP_WARM_BUILD:-}" != 1 ]; then
+	log "rebuilding the node image with warm caches"
+	t0=$SECONDS
+	KUBEVIRTCI_IMAGE_FORCE=1 go tool mage image:node
+	export FIGURES_NODE_WARM_SECONDS=$((SECONDS - t0))
+fi
+
+out=${FIGURES_OUT:-docs/figures.md}
+mkdir -p "$(dirname "$out")"
+KUBEVIRTCI_E2E=1 KUBEVIRTCI_E2E_FIGURES=$(realpath -m "$out") \
+	go test -count=1 -timeout 90m -v -run '^TestFigures$' ./test/e2e/
+log "wrote $out"

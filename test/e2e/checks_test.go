@@ -1,0 +1,483 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/yaml"
+)
+
+const k8sVersion = "v1.22.2"
+
+// checkGetNodes runs `cluster-up/kubectl.sh get nodes` and checks what the
+// seed README shows: every node Ready at v1.22.2, the control plane with
+// roles control-plane,master and the workers with role worker.
+func checkGetNodes(t *testing.T, c *cluster) {
+	t.Helper()
+	out, err := c.kubectl("get", "nodes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("$ cluster-up/kubectl.sh get nodes\n%s", out)
+	rows := table(out)
+	if len(rows) == 0 || strings.Join(rows[0], " ") != "NAME STATUS ROLES AGE VERSION" {
+		t.Fatalf("unexpected header in:\n%s", out)
+	}
+	got := map[string][]string{}
+	for _, r := range rows[1:] {
+		if len(r) != 5 {
+			t.Errorf("row %v: want 5 columns", r)
+			continue
+		}
+		got[r[0]] = r
+	}
+	if len(got) != c.nodes {
+		t.Errorf("%d nodes listed, want %d", len(got), c.nodes)
+	}
+	for _, n := range c.nodeNames() {
+		r, ok := got[n]
+		if !ok {
+			t.Errorf("node %s not listed", n)
+			continue
+		}
+		role := "worker"
+		if n == c.controlPlane() {
+			role = "control-plane,master"
+		}
+		if r[1] != "Ready" || r[2] != role || r[4] != k8sVersion {
+			t.Errorf("node %s: %v, want STATUS Ready, ROLES %s, VERSION %s", n, r, role, k8sVersion)
+		}
+	}
+}
+
+// table splits kubectl's tabular output into rows of fields.
+func table(out string) [][]string {
+	var rows [][]string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			rows = append(rows, f)
+		}
+	}
+	return rows
+}
+
+// componentListing is one of the seed README's pod listings.
+type componentListing struct {
+	namespace, label, namePrefix string
+	onWorkersOnly                bool
+}
+
+var componentListings = []componentListing{
+	{"kube-system", "app=multus", "kube-multus-ds-", false},
+	{"sriov", "app=sriov-cni", "kube-sriov-cni-ds-amd64-", true},
+	{"sriov", "app=sriovdp", "kube-sriov-device-plugin-amd64-", true},
+}
+
+// pullFailure are the only waiting reasons a component container may show
+// here: its image cannot be pulled (the upstream registries are not
+// reachable from CI machines).
+var pullFailure = map[string]bool{"ErrImagePull": true, "ImagePullBackOff": true}
+
+// checkComponentPods checks the seed README's pod listings: multus runs one
+// pod on every node, the SR-IOV CNI and device plugin one pod on exactly
+// each SR-IOV worker, and the only thing keeping them from running is the
+// image pull (they are not Running here, unlike in the README, because
+// their images cannot be pulled).
+func checkComponentPods(t *testing.T, c *cluster, sriovWorkers []string) {
+	t.Helper()
+	cs := c.client()
+	ctx := context.Background()
+	for _, l := range componentListings {
+		want := c.nodeNames()
+		if l.onWorkersOnly {
+			want = sriovWorkers
+		}
+		want = sorted(want)
+		var pods []corev1.Pod
+		err := eventually(5*time.Minute, 2*time.Second, func() (bool, error) {
+			list, err := cs.CoreV1().Pods(l.namespace).List(ctx, metav1.ListOptions{LabelSelector: l.label})
+			if err != nil {
+				return false, err
+			}
+			pods = list.Items
+			if len(pods) != len(want) {
+				return false, fmt.Errorf("%d pods, want %d", len(pods), len(want))
+			}
+			for _, p := range pods {
+				if p.Spec.NodeName == "" {
+					return false, fmt.Errorf("pod %s not scheduled", p.Name)
+				}
+				if len(p.Status.ContainerStatuses) == 0 {
+					return false, fmt.Errorf("pod %s: no container status yet (phase %s)", p.Name, p.Status.Phase)
+				}
+				for _, s := range p.Status.ContainerStatuses {
+					if s.State.Waiting == nil || !pullFailure[s.State.Waiting.Reason] {
+						return false, fmt.Errorf("pod %s container %s: state %s", p.Name, s.Name, describeState(s.State))
+					}
+				}
+			}
+			return true, nil
+		})
+		out, kerr := c.kubectl("get", "pods", "-n", l.namespace, "-l", l.label, "-o", "wide")
+		t.Logf("$ cluster-up/kubectl.sh get pods -n %s -l %s -o wide\n%s", l.namespace, l.label, out)
+		if kerr != nil {
+			t.Error(kerr)
+		}
+		if err != nil {
+			t.Errorf("pods -n %s -l %s: %v", l.namespace, l.label, err)
+			continue
+		}
+		var nodes []string
+		for _, p := range pods {
+			nodes = append(nodes, p.Spec.NodeName)
+			if !strings.HasPrefix(p.Name, l.namePrefix) {
+				t.Errorf("pod %s: name should start with %s", p.Name, l.namePrefix)
+			}
+			checkOnlyPullEvents(t, c, p)
+		}
+		if got := sorted(nodes); strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("pods -n %s -l %s run on %v, want exactly %v", l.namespace, l.label, got, want)
+		}
+		rows := table(out)
+		for _, r := range rows[1:] {
+			if len(r) < 3 || !pullFailure[r[2]] {
+				t.Errorf("listing row %v: STATUS should be an image pull failure", r)
+			}
+		}
+	}
+}
+
+func describeState(s corev1.ContainerState) string {
+	switch {
+	case s.Waiting != nil:
+		return "waiting: " + s.Waiting.Reason + ": " + s.Waiting.Message
+	case s.Running != nil:
+		return "running"
+	case s.Terminated != nil:
+		return fmt.Sprintf("terminated: %s (exit %d)", s.Terminated.Reason, s.Terminated.ExitCode)
+	}
+	return "unknown"
+}
+
+// checkOnlyPullEvents fails when a pod has a warning event that is not
+// about pulling its image (a mount, scheduling or sandbox failure would be).
+func checkOnlyPullEvents(t *testing.T, c *cluster, p corev1.Pod) {
+	t.Helper()
+	ev, err := c.client().CoreV1().Events(p.Namespace).List(context.Background(), metav1.ListOptions{
+		FieldSelector: "involvedObject.name=" + p.Name,
+	})
+	if err != nil {
+		t.Errorf("events of %s: %v", p.Name, err)
+		return
+	}
+	pulls := 0
+	for _, e := range ev.Items {
+		if e.Type != corev1.EventTypeWarning {
+			continue
+		}
+		msg := strings.ToLower(e.Message)
+		if (e.Reason == "Failed" || e.Reason == "BackOff") && (strings.Contains(msg, "pull") || strings.Contains(msg, "image")) {
+			pulls++
+			continue
+		}
+		t.Errorf("pod %s/%s: warning %s: %s (only image pull failures are expected)", p.Namespace, p.Name, e.Reason, e.Message)
+	}
+	if pulls == 0 {
+		t.Errorf("pod %s/%s: no image pull failure event", p.Namespace, p.Name)
+	}
+}
+
+// checkNodes checks labels, taints and names of the nodes.
+func checkNodes(t *testing.T, c *cluster, sriovWorkers []string) {
+	t.Helper()
+	list, err := c.client().CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range list.Items {
+		if n.Name == "localhost" {
+			t.Errorf("a node is named localhost")
+		}
+		if v := n.Labels["kubevirt.io/schedulable"]; v != "true" {
+			t.Errorf("node %s: kubevirt.io/schedulable=%q, want true", n.Name, v)
+		}
+		_, worker := n.Labels["node-role.kubernetes.io/worker"]
+		isCP := n.Name == c.controlPlane()
+		if worker == isCP {
+			t.Errorf("node %s: worker role label present=%v, want %v", n.Name, worker, !isCP)
+		}
+		wantSRIOV := contains(sriovWorkers, n.Name)
+		if got := n.Labels["sriov_capable"] == "true"; got != wantSRIOV {
+			t.Errorf("node %s: sriov_capable=true present=%v, want %v", n.Name, got, wantSRIOV)
+		}
+		for _, tn := range n.Spec.Taints {
+			if tn.Effect == corev1.TaintEffectNoSchedule {
+				t.Errorf("node %s: NoSchedule taint %s left (workloads must run on every node)", n.Name, tn.Key)
+			}
+		}
+	}
+}
+
+// checkNoStandardStorageClass checks that kind's default storage class is gone.
+func checkNoStandardStorageClass(t *testing.T, c *cluster) {
+	t.Helper()
+	_, err := c.client().StorageV1().StorageClasses().Get(context.Background(), "standard", metav1.GetOptions{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("storage class standard: want NotFound, got %v", err)
+	}
+}
+
+// checkEtcdOnTmpfs checks that etcd keeps its data on a tmpfs.
+func checkEtcdOnTmpfs(t *testing.T, c *cluster) {
+	t.Helper()
+	const dir = "/tmp/kind-cluster-etcd"
+	cp := c.controlPlane()
+	if fs := dockerT(t, "exec", cp, "stat", "-f", "-c", "%T", dir); fs != "tmpfs" {
+		t.Errorf("%s:%s is on %s, want tmpfs", cp, dir, fs)
+	}
+	if _, err := docker(context.Background(), "exec", cp, "test", "-d", dir+"/member"); err != nil {
+		t.Errorf("no etcd member data under %s:%s: %v", cp, dir, err)
+	}
+	manifest := dockerT(t, "exec", cp, "cat", "/etc/kubernetes/manifests/etcd.yaml")
+	if !strings.Contains(manifest, "--data-dir="+dir) {
+		t.Errorf("etcd's manifest does not set --data-dir=%s", dir)
+	}
+}
+
+// checkFiles checks the kubeconfig, kubectl and config-provider files, and
+// uses the config-provider file as KubeVirt's scripts do: sourced in bash.
+func checkFiles(t *testing.T, c *cluster) {
+	t.Helper()
+	dir := c.stateFolder()
+	kc := filepath.Join(dir, ".kubeconfig")
+	st, err := os.Stat(kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %o, want 600", kc, st.Mode().Perm())
+	}
+	cfg, err := clientcmd.LoadFromFile(kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, cl := range cfg.Clusters {
+		if !strings.HasPrefix(cl.Server, "https://127.0.0.1:") {
+			t.Errorf("kubeconfig cluster %s: server %s, want https://127.0.0.1:<port>", name, cl.Server)
+		}
+	}
+	kubectl := filepath.Join(dir, ".kubectl")
+	if st, err := os.Stat(kubectl); err != nil || st.Mode().Perm()&0o111 == 0 {
+		t.Errorf("%s: not an executable file (%v)", kubectl, err)
+	}
+	if out, err := exec.Command(kubectl, "version", "--client", "--short").CombinedOutput(); err != nil || !strings.Contains(string(out), k8sVersion) {
+		t.Errorf("%s version --client: %v: %s (want %s)", kubectl, err, out, k8sVersion)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "kind-config.yaml")); err != nil {
+		t.Errorf("kind-config.yaml: %v", err)
+	}
+	cp := filepath.Join(dir, "config-provider-"+provider+".sh")
+	script := `set -eu
+source "$1"
+printf '%s\n' "$master_ip" "$kubeconfig" "$kubectl" "$docker_prefix" "$manifest_docker_prefix"
+"$kubectl" --kubeconfig "$kubeconfig" get nodes -o name`
+	out, err := exec.Command("bash", "-c", script, "bash", cp).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sourcing %s in bash and running its kubectl: %v\n%s", cp, err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	want := []string{"127.0.0.1", kc, kubectl,
+		fmt.Sprintf("localhost:%d/kubevirt", c.hostPort()), "registry:5000/kubevirt"}
+	if len(lines) < len(want) {
+		t.Fatalf("config-provider output too short:\n%s", out)
+	}
+	for i, k := range []string{"master_ip", "kubeconfig", "kubectl", "docker_prefix", "manifest_docker_prefix"} {
+		if lines[i] != want[i] {
+			t.Errorf("config-provider %s=%q, want %q", k, lines[i], want[i])
+		}
+	}
+	var nodes []string
+	for _, l := range lines[len(want):] {
+		nodes = append(nodes, strings.TrimPrefix(l, "node/"))
+	}
+	if strings.Join(sorted(nodes), ",") != strings.Join(sorted(c.nodeNames()), ",") {
+		t.Errorf("$kubectl --kubeconfig $kubeconfig get nodes: %v, want %v", nodes, c.nodeNames())
+	}
+}
+
+// checkRegistry checks the registry container: published on 127.0.0.1
+// only, restarted always, on the kind network, answering on the host port;
+// and the KEP-1755 ConfigMap.
+func checkRegistry(t *testing.T, c *cluster) {
+	t.Helper()
+	reg := c.registry()
+	port := dockerT(t, "port", reg)
+	t.Logf("$ docker port %s\n%s", reg, port)
+	wantLine := fmt.Sprintf("5000/tcp -> 127.0.0.1:%d", c.hostPort())
+	if strings.TrimSpace(port) != wantLine {
+		t.Errorf("docker port %s:\n%s\nwant exactly %q (published on 127.0.0.1 only)", reg, port, wantLine)
+	}
+	var inspect []struct {
+		HostConfig struct {
+			PortBindings  map[string][]struct{ HostIp, HostPort string }
+			RestartPolicy struct{ Name string }
+		}
+		NetworkSettings struct {
+			Networks map[string]json.RawMessage
+		}
+	}
+	if err := json.Unmarshal([]byte(dockerT(t, "inspect", reg)), &inspect); err != nil || len(inspect) != 1 {
+		t.Fatalf("docker inspect %s: %v", reg, err)
+	}
+	for p, bs := range inspect[0].HostConfig.PortBindings {
+		for _, b := range bs {
+			if b.HostIp != "127.0.0.1" {
+				t.Errorf("%s: port %s bound on %q, want 127.0.0.1", reg, p, b.HostIp)
+			}
+		}
+	}
+	if rp := inspect[0].HostConfig.RestartPolicy.Name; rp != "always" {
+		t.Errorf("%s: restart policy %q, want always", reg, rp)
+	}
+	if _, ok := inspect[0].NetworkSettings.Networks["kind"]; !ok {
+		t.Errorf("%s is not on the kind network", reg)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://localhost:%d/v2/", c.hostPort()))
+	if err != nil {
+		t.Errorf("registry on localhost:%d: %v", c.hostPort(), err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET localhost:%d/v2/: %s", c.hostPort(), resp.Status)
+		}
+	}
+
+	cm, err := c.client().CoreV1().ConfigMaps("kube-public").Get(context.Background(), "local-registry-hosting", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("KEP-1755 ConfigMap kube-public/local-registry-hosting: %v", err)
+	}
+	var hosting struct {
+		Host                     string `json:"host"`
+		HostFromContainerRuntime string `json:"hostFromContainerRuntime"`
+		HostFromClusterNetwork   string `json:"hostFromClusterNetwork"`
+		Help                     string `json:"help"`
+	}
+	if err := yaml.Unmarshal([]byte(cm.Data["localRegistryHosting.v1"]), &hosting); err != nil {
+		t.Fatalf("localRegistryHosting.v1: %v\n%s", err, cm.Data["localRegistryHosting.v1"])
+	}
+	if hosting.Host != fmt.Sprintf("localhost:%d", c.hostPort()) {
+		t.Errorf("localRegistryHosting.v1 host %q, want localhost:%d", hosting.Host, c.hostPort())
+	}
+	if hosting.HostFromContainerRuntime != "" && hosting.HostFromContainerRuntime != "registry:5000" {
+		t.Errorf("localRegistryHosting.v1 hostFromContainerRuntime %q, want registry:5000", hosting.HostFromContainerRuntime)
+	}
+	if hosting.Help == "" {
+		t.Errorf("localRegistryHosting.v1 has no help URL")
+	}
+}
+
+// checkDevicePluginConfig checks that the device plugin's ConfigMap lists
+// exactly the PFs moved into the nodes.
+func checkDevicePluginConfig(t *testing.T, c *cluster, pfs []string) {
+	t.Helper()
+	cm, err := c.client().CoreV1().ConfigMaps("sriov").Get(context.Background(), "sriovdp-config", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		ResourceList []struct {
+			ResourceName string `json:"resourceName"`
+			Selectors    struct {
+				Drivers []string `json:"drivers"`
+				PFNames []string `json:"pfNames"`
+			} `json:"selectors"`
+		} `json:"resourceList"`
+	}
+	if err := json.Unmarshal([]byte(cm.Data["config.json"]), &cfg); err != nil {
+		t.Fatalf("sriovdp-config config.json: %v\n%s", err, cm.Data["config.json"])
+	}
+	if len(cfg.ResourceList) != 1 {
+		t.Fatalf("sriovdp-config: %d resources, want 1:\n%s", len(cfg.ResourceList), cm.Data["config.json"])
+	}
+	r := cfg.ResourceList[0]
+	if got, want := strings.Join(sorted(r.Selectors.PFNames), ","), strings.Join(sorted(pfs), ","); got != want {
+		t.Errorf("sriovdp-config pfNames %s, want %s", got, want)
+	}
+	if strings.Join(r.Selectors.Drivers, ",") != "vfio-pci" || r.ResourceName != "sriov_net" {
+		t.Errorf("sriovdp-config resource %s drivers %v, want sriov_net [vfio-pci]", r.ResourceName, r.Selectors.Drivers)
+	}
+}
+
+// checkNodePrepared checks what the provider does to every SR-IOV node for
+// VFIO: /dev/vfio/vfio mode 0666 and /sys mounted read-write.
+func checkNodePrepared(t *testing.T, node string) {
+	t.Helper()
+	if mode := dockerT(t, "exec", node, "stat", "-c", "%a", "/dev/vfio/vfio"); mode != "666" {
+		t.Errorf("%s: /dev/vfio/vfio mode %s, want 666", node, mode)
+	}
+	mounts := dockerT(t, "exec", node, "cat", "/proc/self/mounts")
+	rw := false
+	for _, l := range strings.Split(mounts, "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 4 && f[1] == "/sys" {
+			rw = strings.HasPrefix(f[3], "rw")
+		}
+	}
+	if !rw {
+		t.Errorf("%s: /sys is not mounted read-write", node)
+	}
+}
+
+// checkGone checks that nothing of the cluster is left: no container, no
+// endpoint on the kind network, no ledger, no file.
+func checkGone(t *testing.T, c *cluster) {
+	t.Helper()
+	if out := dockerT(t, "ps", "-a", "--format", "{{.Names}}", "--filter", "label=io.x-k8s.kind.cluster="+c.name); out != "" {
+		t.Errorf("containers of cluster %s left: %s", c.name, out)
+	}
+	for _, n := range append(c.nodeNames(), c.registry()) {
+		if out, err := docker(context.Background(), "inspect", "--format", "{{.Name}}", n); err == nil {
+			t.Errorf("container %s left", out)
+		}
+	}
+	if out, err := docker(context.Background(), "network", "inspect", "kind", "--format", "{{range .Containers}}{{.Name}} {{end}}"); err == nil {
+		for _, n := range strings.Fields(out) {
+			if n == c.registry() || contains(c.nodeNames(), n) {
+				t.Errorf("network kind still has an endpoint for %s", n)
+			}
+		}
+	}
+	if _, err := os.Stat(c.ledgerPath()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("ledger %s left (%v)", c.ledgerPath(), err)
+	}
+	_ = filepath.WalkDir(c.cfgPath, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			t.Errorf("file of the cluster left: %s", p)
+		}
+		return nil
+	})
+	if _, err := os.Stat(c.stateFolder()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s left (%v)", c.stateFolder(), err)
+	}
+}
+
+func sorted(in []string) []string {
+	out := append([]string(nil), in...)
+	sort.Strings(out)
+	return out
+}

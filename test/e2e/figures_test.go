@@ -1,0 +1,378 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+	kindcluster "sigs.k8s.io/kind/pkg/cluster"
+	kindlog "sigs.k8s.io/kind/pkg/log"
+
+	"github.com/kubevirt/kubevirtci-go/images"
+	"github.com/kubevirt/kubevirtci-go/internal/config"
+)
+
+// Inputs of TestFigures besides EnvFigures, set by scripts/figures.sh.
+const (
+	// envRounds is how many times each cluster is created (default 1);
+	// with more, the median is reported.
+	envRounds = "FIGURES_ROUNDS"
+	// Image build times measured by the script, in seconds, and what the
+	// first one was ("up-to-date check" or "build").
+	envImageEnsureSeconds = "FIGURES_IMAGE_ENSURE_SECONDS"
+	envImageEnsureKind    = "FIGURES_IMAGE_ENSURE_KIND"
+	envNodeWarmSeconds    = "FIGURES_NODE_WARM_SECONDS"
+)
+
+const plainClusterName = "e2e-plain"
+
+// TestFigures measures, in one run on one machine, the time `make
+// cluster-up` takes to a ready 3-node cluster against creating the same
+// nodes with plain kind (the kind library, same node image), the time of
+// `make cluster-down` until every PF is back, and writes them with the
+// image build times to the markdown file named by KUBEVIRTCI_E2E_FIGURES.
+func TestFigures(t *testing.T) {
+	out := os.Getenv(EnvFigures)
+	if out == "" {
+		t.Skip("figures: set " + EnvFigures + " to the markdown file to write (scripts/figures.sh does)")
+	}
+	requireE2E(t)
+	requireNoCluster(t, "sriov")
+	if _, err := docker(context.Background(), "inspect", plainClusterName+"-control-plane"); err == nil {
+		t.Fatalf("a kind cluster named %s exists; delete it first", plainClusterName)
+	}
+	rounds := 1
+	if v := os.Getenv(envRounds); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("%s=%q: want a positive integer", envRounds, v)
+		}
+		rounds = n
+	}
+	pfs := newPFSet(t, "e2efpf", 0xf4, 4)
+	stateDir := filepath.Join(t.TempDir(), "sriov-state")
+
+	// Warm up: mage and the tool are compiled by the first make target;
+	// that is not what is measured.
+	warm := newCluster(t, clusterOpts{nodes: 3, pfs: pfs, stateDir: stateDir, pfCountPerNode: 2})
+	if _, _, err := warm.run("status", downTimeout); err != nil {
+		t.Fatal(err)
+	}
+
+	var plainUp, plainDown, toolUp, toolDown, pfBack []time.Duration
+	var steps []stepTime
+	for r := 1; r <= rounds; r++ {
+		t.Logf("round %d of %d", r, rounds)
+		up, down := plainKind(t)
+		plainUp, plainDown = append(plainUp, up), append(plainDown, down)
+
+		c := newCluster(t, clusterOpts{nodes: 3, pfs: pfs, stateDir: stateDir, pfCountPerNode: 2})
+		p := c.start("cluster-up", nil)
+		if err := p.wait(upTimeout); err != nil {
+			t.Fatalf("make cluster-up: %v", err)
+		}
+		toolUp = append(toolUp, p.duration())
+		if r == 1 {
+			steps = parseSteps(p.output())
+		}
+		back, total := timedDown(t, c, pfs)
+		pfBack, toolDown = append(pfBack, back), append(toolDown, total)
+		pfs.checkBack(t)
+	}
+
+	doc := renderFigures(figureData{
+		rounds: rounds, plainUp: median(plainUp), plainDown: median(plainDown),
+		toolUp: median(toolUp), toolDown: median(toolDown), pfBack: median(pfBack), steps: steps,
+	})
+	if err := os.WriteFile(out, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s:\n%s", out, doc)
+}
+
+// plainKind creates a 3-node cluster with the kind library (one control
+// plane, two workers, the same node image, kind's defaults otherwise),
+// waits until every node and every kube-system pod is Ready, and deletes
+// it. It returns both times.
+func plainKind(t *testing.T) (up, down time.Duration) {
+	t.Helper()
+	p := kindcluster.NewProvider(kindcluster.ProviderWithDocker(), kindcluster.ProviderWithLogger(kindlog.NoopLogger{}))
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	cfg := &v1alpha4.Cluster{Nodes: []v1alpha4.Node{
+		{Role: v1alpha4.ControlPlaneRole, Image: nodeImage},
+		{Role: v1alpha4.WorkerRole, Image: nodeImage},
+		{Role: v1alpha4.WorkerRole, Image: nodeImage},
+	}}
+	deleted := false
+	t.Cleanup(func() {
+		if !deleted {
+			if err := p.Delete(plainClusterName, kc); err != nil {
+				t.Errorf("cleanup: deleting kind cluster %s: %v", plainClusterName, err)
+			}
+		}
+	})
+	start := time.Now()
+	if err := p.Create(plainClusterName, kindcluster.CreateWithV1Alpha4Config(cfg), kindcluster.CreateWithKubeconfigPath(kc),
+		kindcluster.CreateWithDisplayUsage(false), kindcluster.CreateWithDisplaySalutation(false)); err != nil {
+		t.Fatalf("plain kind create: %v", err)
+	}
+	created := time.Since(start)
+	rc, err := clientcmd.BuildConfigFromFlags("", kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eventually(10*time.Minute, 500*time.Millisecond, func() (bool, error) { return allReady(cs, 3) }); err != nil {
+		t.Fatalf("plain kind cluster not ready: %v", err)
+	}
+	up = time.Since(start)
+	t.Logf("plain kind: created in %s, ready in %s", created.Round(time.Second), up.Round(time.Second))
+	start = time.Now()
+	if err := p.Delete(plainClusterName, kc); err != nil {
+		t.Fatalf("plain kind delete: %v", err)
+	}
+	deleted = true
+	down = time.Since(start)
+	t.Logf("plain kind: deleted in %s", down.Round(time.Second))
+	return up, down
+}
+
+// allReady reports whether nodes nodes and every kube-system pod are Ready.
+func allReady(cs kubernetes.Interface, nodes int) (bool, error) {
+	ctx := context.Background()
+	ns, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, err
+	}
+	if len(ns.Items) != nodes {
+		return false, fmt.Errorf("%d nodes", len(ns.Items))
+	}
+	for _, n := range ns.Items {
+		if !condTrue(n.Status.Conditions) {
+			return false, fmt.Errorf("node %s not Ready", n.Name)
+		}
+	}
+	pods, err := cs.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false, err
+	}
+	if len(pods.Items) == 0 {
+		return false, fmt.Errorf("no kube-system pods")
+	}
+	for _, p := range pods.Items {
+		ready := false
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				ready = true
+			}
+		}
+		if !ready {
+			return false, fmt.Errorf("pod %s not Ready", p.Name)
+		}
+	}
+	return true, nil
+}
+
+func condTrue(cs []corev1.NodeCondition) bool {
+	for _, c := range cs {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// timedDown runs `make cluster-down` and measures, besides its duration,
+// when every PF is back on the host with its original state (polled every
+// 10ms while cluster-down runs).
+func timedDown(t *testing.T, c *cluster, pfs *pfSet) (back, total time.Duration) {
+	t.Helper()
+	p := c.start("cluster-down", nil)
+	backCh := make(chan time.Duration, 1)
+	go func() {
+		for !p.exited() {
+			if pfs.allBack() {
+				backCh <- time.Since(p.started)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		backCh <- -1
+	}()
+	if err := p.wait(downTimeout); err != nil {
+		t.Fatalf("make cluster-down: %v", err)
+	}
+	c.mu.Lock()
+	c.isDown = true
+	c.mu.Unlock()
+	total = p.duration()
+	back = <-backCh
+	if back < 0 {
+		t.Fatalf("cluster-down ended (after %s) before every PF was seen back", total)
+	}
+	return back, total
+}
+
+type stepTime struct {
+	name string
+	took string
+}
+
+var stepLine = regexp.MustCompile(`^ ✓ (.+) \(([0-9][0-9.hms]*)\)$`)
+
+// parseSteps collects the "✓ step (duration)" lines of the tool's output.
+func parseSteps(out string) []stepTime {
+	var s []stepTime
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		if m := stepLine.FindStringSubmatch(sc.Text()); m != nil {
+			s = append(s, stepTime{m[1], m[2]})
+		}
+	}
+	return s
+}
+
+func median(d []time.Duration) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+type figureData struct {
+	rounds                               int
+	plainUp, plainDown, toolUp, toolDown time.Duration
+	pfBack                               time.Duration
+	steps                                []stepTime
+}
+
+func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+
+func renderFigures(f figureData) string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	w("# Figures")
+	w("")
+	w("Measured by `scripts/figures.sh` (test `TestFigures` in `test/e2e`) on %s, in one run on one machine: %s.",
+		time.Now().UTC().Format("2006-01-02"), machine())
+	w("Node image `%s` and registry image `%s`, both built from source; kind library %s.", nodeImage, registryImage, images.Kind)
+	if f.rounds > 1 {
+		w("Each figure is the median of %d rounds.", f.rounds)
+	}
+	w("")
+	w("## A 3-node cluster, from nothing to ready")
+	w("")
+	w("| | time |")
+	w("| --- | ---: |")
+	w("| plain kind: the kind library creates 1 control plane + 2 workers (kind's defaults, same node image), until every node and every kube-system pod is Ready | %s |", secs(f.plainUp))
+	w("| `make cluster-up` with `KUBEVIRT_NUM_NODES=3`, `PF_COUNT_PER_NODE=2` (4 PFs moved, %d VFs each), until it returns | %s |", config.DefaultVFsCount, secs(f.toolUp))
+	w("| **ratio** (make cluster-up / plain kind) | **%.2f** |", f.toolUp.Seconds()/f.plainUp.Seconds())
+	w("")
+	w("`make cluster-up` does more than kind: the registry, the node fix-ups, the SR-IOV PFs and VFs, the components (their")
+	w("waits skipped with `SRIOV_SKIP_COMPONENT_WAITS=true`, since their upstream images cannot be pulled on the machine")
+	w("measured), and waits for DNS and every kube-system pod by watching. Its steps in the first round:")
+	w("")
+	w("| step | time |")
+	w("| --- | ---: |")
+	for _, s := range f.steps {
+		w("| %s | %s |", s.name, s.took)
+	}
+	w("")
+	w("## Tearing down")
+	w("")
+	w("| | time |")
+	w("| --- | ---: |")
+	w("| `make cluster-down`: from its start until every PF is back on the host (original name, MAC, MTU, state) | %s |", secs(f.pfBack))
+	w("| `make cluster-down`: until it returns (PFs, nodes, registry, files) | %s |", secs(f.toolDown))
+	w("| plain kind: deleting the 3-node cluster | %s |", secs(f.plainDown))
+	w("")
+	w("The PFs are veth pairs described as SR-IOV PFs by a simulated sysfs (`SRIOV_SYSFS_ROOT`); the moves between")
+	w("network namespaces are real. The old scripts left PFs to the kernel, which users saw take minutes.")
+	w("")
+	w("## Node and registry images")
+	w("")
+	imageFigures(w)
+	w("")
+	w("## The whole CI run")
+	w("")
+	w("`.ci/run` reports its own duration (unit, integration and end-to-end tests, images included).")
+	return b.String()
+}
+
+func imageFigures(w func(string, ...any)) {
+	w("| | time |")
+	w("| --- | ---: |")
+	if s := os.Getenv(envImageEnsureSeconds); s != "" {
+		kind := os.Getenv(envImageEnsureKind)
+		if kind == "" {
+			kind = "build or up-to-date check"
+		}
+		w("| `make images` in this run (%s) | %s s |", kind, s)
+	}
+	if s := os.Getenv(envNodeWarmSeconds); s != "" {
+		w("| node image rebuilt with every cache warm (`KUBEVIRTCI_IMAGE_FORCE=1 go tool mage image:node`) | %s s |", s)
+	}
+	rows := imagesDocRows()
+	if len(rows) > 0 {
+		w("")
+		w("From [images.md](images.md) (cold and warm builds, measured when the images were built):")
+		w("")
+		for _, r := range rows {
+			w("%s", r)
+		}
+	}
+}
+
+// imagesDocRows are the lines of docs/images.md that give cold or warm
+// build times (table rows), with the table's header when there is one.
+func imagesDocRows() []string {
+	b, err := os.ReadFile(filepath.Join(repoRoot, "docs", "images.md"))
+	if err != nil {
+		return nil
+	}
+	var rows []string
+	lines := strings.Split(string(b), "\n")
+	for i, l := range lines {
+		low := strings.ToLower(l)
+		if strings.HasPrefix(strings.TrimSpace(l), "|") && (strings.Contains(low, "cold") || strings.Contains(low, "warm")) {
+			if len(rows) == 0 && i >= 2 && strings.HasPrefix(strings.TrimSpace(lines[i-1]), "| -") {
+				rows = append(rows, lines[i-2], lines[i-1])
+			} else if len(rows) == 0 {
+				rows = append(rows, "| build | time |", "| --- | --- |")
+			}
+			rows = append(rows, l)
+		}
+	}
+	return rows
+}
+
+// machine describes the machine measured, without naming it.
+func machine() string {
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int
+		if _, err := fmt.Sscanf(string(b), "MemTotal: %d kB", &kb); err == nil {
+			mem = fmt.Sprintf(", %.0f GiB RAM", float64(kb)/1024/1024)
+		}
+	}
+	kernel, _ := exec.Command("uname", "-r").Output()
+	dv, _ := docker(context.Background(), "version", "--format", "{{.Server.Version}}")
+	return fmt.Sprintf("%d CPUs%s, Linux %s, docker %s, %s", runtime.NumCPU(), mem, strings.TrimSpace(string(kernel)), dv, runtime.Version())
+}
