@@ -410,7 +410,7 @@ func (p *proc) waitGroupGone(timeout time.Duration) error {
 		}
 		if time.Now().After(deadline) {
 			_ = p.signal(syscall.SIGKILL)
-			return fmt.Errorf("processes of the group were still running %s after make exited; killed", timeout)
+			return fmt.Errorf("processes of the group were still running %s after the command exited; killed them", timeout)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -111,10 +111,15 @@ func prepareHost() (restore func(), err error) {
 		created = append(created, dir)
 	}
 	if _, err := os.Stat(dev); errors.Is(err, os.ErrNotExist) {
-		if err := unix.Mknod(dev, unix.S_IFCHR|0o666, int(unix.Mkdev(10, 196))); err != nil {
+		// Mode 0600, as udev creates it: the provider must open it up
+		// (0666) in the SR-IOV nodes, and a check sees that it did.
+		if err := unix.Mknod(dev, unix.S_IFCHR|0o600, int(unix.Mkdev(10, 196))); err != nil {
 			return nil, fmt.Errorf("mknod %s c 10 196: %w", dev, err)
 		}
 		created = append(created, dev)
+		if err := os.Chmod(dev, 0o600); err != nil {
+			return nil, err
+		}
 		fmt.Fprintf(os.Stderr, "e2e: created %s (c 10 196); it is removed at the end\n", dev)
 	}
 	return func() {
