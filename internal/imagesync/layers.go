@@ -219,40 +219,52 @@ func (i *gzImage) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 // compressJobs bounds parallel layer compression within one image.
 var compressJobs = 4
 
-// openArchiveImage opens the single image of a docker-archive tarball (the
-// output of `docker save` / `podman save`, or tarball.Write) at path, as tag
-// (nil when the archive holds one image). Archives with compressed layers are
-// used as they are; uncompressed ones are wrapped in a gzImage whose layers
-// are compressed into dir, using and feeding the layer cache c.
-func openArchiveImage(path string, tag *name.Tag, dir string, c *cache) (v1.Image, []*gzLayer, error) {
-	img, err := tarball.ImageFromPath(path, tag)
-	if err != nil {
+// openArchiveImage opens the image of a docker-archive tarball (the output
+// of `docker save` / `podman save`, or tarball.Write) at path, as tag (nil
+// when the archive holds one image). Archives with compressed layers are
+// used as they are. Uncompressed ones become, with plain, a plainImage (see
+// plainlayers.go), else a gzImage whose layers are compressed into dir,
+// using and feeding the layer cache c.
+func openArchiveImage(path string, tag *name.Tag, dir string, c *cache, plain bool) (v1.Image, []*gzLayer, error) {
+	fail := func(err error) (v1.Image, []*gzLayer, error) {
 		return nil, nil, fmt.Errorf("reading image archive %s: %w", path, err)
 	}
 	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(path) })
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading image archive %s: %w", path, err)
+		return fail(err)
 	}
-	compressed, err := archiveLayersCompressed(path, m)
+	desc, err := archiveDescriptor(m, tag)
 	if err != nil {
-		return nil, nil, err
+		return fail(err)
+	}
+	compressed, err := archiveLayersCompressed(path, desc)
+	if err != nil {
+		return fail(err)
+	}
+	img, err := tarball.ImageFromPath(path, tag)
+	if err != nil {
+		return fail(err)
 	}
 	if compressed {
 		return img, nil, nil
 	}
 	raw, err := img.RawConfigFile()
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading image archive %s: %w", path, err)
+		return fail(err)
+	}
+	if plain {
+		pi, err := openPlainImage(path, raw, desc.Layers)
+		return pi, nil, err
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading image archive %s: %w", path, err)
+		return fail(err)
 	}
 	gi := &gzImage{rawConfig: raw}
 	for _, d := range cf.RootFS.DiffIDs {
 		src, err := img.LayerByDiffID(d)
 		if err != nil {
-			return nil, nil, fmt.Errorf("reading image archive %s: %w", path, err)
+			return fail(err)
 		}
 		l := &gzLayer{src: src, diffID: d, dir: dir}
 		if h, ok := c.layer(d); ok {
@@ -264,15 +276,34 @@ func openArchiveImage(path string, tag *name.Tag, dir string, c *cache) (v1.Imag
 	return out, gi.layers, err
 }
 
+// archiveDescriptor picks the image tag names in an archive's manifest.json,
+// or its only image when tag is nil.
+func archiveDescriptor(m tarball.Manifest, tag *name.Tag) (tarball.Descriptor, error) {
+	if tag == nil {
+		if len(m) != 1 {
+			return tarball.Descriptor{}, fmt.Errorf("the archive holds %d images, name one", len(m))
+		}
+		return m[0], nil
+	}
+	for _, d := range m {
+		for _, rt := range d.RepoTags {
+			if t, err := name.NewTag(rt); err == nil && t.String() == tag.String() {
+				return d, nil
+			}
+		}
+	}
+	return tarball.Descriptor{}, fmt.Errorf("no image %s in the archive", tag)
+}
+
 // archiveLayersCompressed peeks at the first layer of an archive (as
 // go-containerregistry's tarball package does) to tell gzip/zstd from plain tar.
-func archiveLayersCompressed(file string, m tarball.Manifest) (bool, error) {
-	if len(m) == 0 || len(m[0].Layers) == 0 {
+func archiveLayersCompressed(file string, d tarball.Descriptor) (bool, error) {
+	if len(d.Layers) == 0 {
 		return false, nil
 	}
-	head, err := tarEntryHead(file, m[0].Layers[0], 4)
+	head, err := tarEntryHead(file, d.Layers[0], 4)
 	if err != nil {
-		return false, fmt.Errorf("reading image archive %s: %w", file, err)
+		return false, err
 	}
 	gz := len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b
 	zst := bytes.Equal(head, []byte{0x28, 0xb5, 0x2f, 0xfd})

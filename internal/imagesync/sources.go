@@ -39,7 +39,7 @@ const (
 
 // engineCandidates lists the engine's images under the prefix with the tag.
 // When none matches it returns an error listing what looks close.
-func engineCandidates(ctx context.Context, r cmdrun.Runner, cli string, p Prefix, tag string, c *cache) ([]candidate, []EngineImage, error) {
+func engineCandidates(ctx context.Context, r cmdrun.Runner, cli string, p Prefix, tag string, c *cache, plain bool) ([]candidate, []EngineImage, error) {
 	all, err := ListEngine(ctx, r, cli)
 	if err != nil {
 		return nil, nil, err
@@ -61,7 +61,7 @@ func engineCandidates(ctx context.Context, r cmdrun.Runner, cli string, p Prefix
 				if err != nil {
 					return nil, nil, err
 				}
-				img, layers, err := openArchiveImage(file, nil, dir, c)
+				img, layers, err := openArchiveImage(file, nil, dir, c, plain)
 				if err != nil {
 					return nil, nil, fmt.Errorf("%s save of %s: %w", cli, ref, err)
 				}
@@ -76,7 +76,7 @@ func engineCandidates(ctx context.Context, r cmdrun.Runner, cli string, p Prefix
 // layout folders, OCI layout archives, and docker archives (`docker save`,
 // `podman save`, go-containerregistry's tarball.Write). Names come from the
 // files (see nameFromRef); extract is a folder for unpacking OCI archives.
-func fileCandidates(paths []string, p Prefix, defTag, extract string, c *cache) ([]candidate, error) {
+func fileCandidates(paths []string, p Prefix, defTag, extract string, c *cache, plain bool) ([]candidate, error) {
 	var out []candidate
 	for k, src := range paths {
 		st, err := os.Stat(src)
@@ -93,7 +93,7 @@ func fileCandidates(paths []string, p Prefix, defTag, extract string, c *cache) 
 			}
 			cs, err = layoutCandidates(src, src, p, defTag)
 		} else {
-			cs, err = archiveCandidates(src, p, defTag, filepath.Join(extract, fmt.Sprint(k)), c)
+			cs, err = archiveCandidates(src, p, defTag, filepath.Join(extract, fmt.Sprint(k)), c, plain)
 		}
 		if err != nil {
 			return nil, err
@@ -106,7 +106,7 @@ func fileCandidates(paths []string, p Prefix, defTag, extract string, c *cache) 
 	return out, nil
 }
 
-func archiveCandidates(file string, p Prefix, defTag, extract string, c *cache) ([]candidate, error) {
+func archiveCandidates(file string, p Prefix, defTag, extract string, c *cache, plain bool) ([]candidate, error) {
 	kind, err := archiveKind(file)
 	if err != nil {
 		return nil, err
@@ -131,7 +131,7 @@ func archiveCandidates(file string, p Prefix, defTag, extract string, c *cache) 
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, archiveCandidate(file, nil, n, t, c))
+			out = append(out, archiveCandidate(file, nil, n, t, c, plain))
 			continue
 		}
 		for _, rt := range e.RepoTags {
@@ -147,17 +147,17 @@ func archiveCandidates(file string, p Prefix, defTag, extract string, c *cache) 
 			if len(m) == 1 {
 				sel = nil // one image: no need to look it up by tag
 			}
-			out = append(out, archiveCandidate(file, sel, n, t, c))
+			out = append(out, archiveCandidate(file, sel, n, t, c, plain))
 		}
 	}
 	return out, nil
 }
 
-func archiveCandidate(file string, sel *name.Tag, n, t string, c *cache) candidate {
+func archiveCandidate(file string, sel *name.Tag, n, t string, c *cache, plain bool) candidate {
 	return candidate{
 		name: n, tag: t, origin: "file " + file,
 		open: func(_ context.Context, dir string) (remote.Taggable, []*gzLayer, error) {
-			img, layers, err := openArchiveImage(file, sel, dir, c)
+			img, layers, err := openArchiveImage(file, sel, dir, c, plain)
 			return img, layers, err
 		},
 	}

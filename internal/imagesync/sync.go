@@ -46,6 +46,9 @@ const (
 	DefaultJobs            = 3
 	DefaultRolloutTimeout  = 5 * time.Minute
 	DefaultNamespace       = "default"
+
+	CompressGzip = "gzip"
+	CompressNone = "none"
 )
 
 // Options is everything a sync needs; the caller reads the settings.
@@ -67,6 +70,12 @@ type Options struct {
 	Deployer       Deployer      // needed when Manifests is set
 	Namespace      string        // for manifest objects without one, default "default"
 	RolloutTimeout time.Duration // default 5 minutes
+
+	// Compression of the layers of exported images (engine images and
+	// archives with uncompressed layers): CompressGzip (default) or
+	// CompressNone (pushed as they are; see plainlayers.go). Layers that
+	// are compressed already are pushed as they are either way.
+	Compression string
 
 	Jobs      int               // images pushed at once, default 3
 	Transport http.RoundTripper // default http.DefaultTransport
@@ -101,6 +110,13 @@ func (o *Options) defaults() error {
 	}
 	if _, err := name.NewTag("localhost/x:" + o.Tag); err != nil {
 		return fmt.Errorf("DOCKER_TAG=%q is not a tag (letters, digits, _ . -, up to 128 characters), e.g. devel", o.Tag)
+	}
+	switch o.Compression {
+	case "":
+		o.Compression = CompressGzip
+	case CompressGzip, CompressNone:
+	default:
+		return fmt.Errorf("layer compression %q is not known: use %s or %s", o.Compression, CompressGzip, CompressNone)
 	}
 	if o.ClusterRegistry == "" {
 		o.ClusterRegistry = DefaultClusterRegistry
@@ -204,13 +220,13 @@ func push(ctx context.Context, o *Options, p Prefix) ([]Pushed, error) {
 	var cands []candidate
 	var engineAll []EngineImage
 	if o.CLI != "" {
-		cs, all, err := engineCandidates(ctx, o.Runner, o.CLI, p, o.Tag, c)
+		cs, all, err := engineCandidates(ctx, o.Runner, o.CLI, p, o.Tag, c, o.Compression == CompressNone)
 		if err != nil {
 			return nil, err
 		}
 		cands, engineAll = cs, all
 	}
-	fcs, err := fileCandidates(o.Sources, p, o.Tag, tmp, c)
+	fcs, err := fileCandidates(o.Sources, p, o.Tag, tmp, c, o.Compression == CompressNone)
 	if err != nil {
 		return nil, err
 	}
