@@ -356,7 +356,7 @@ func TestUpAndReturn(t *testing.T) {
 					t.Fatalf("PF %s state %s", p.Name, p.State)
 				}
 			}
-			if want := 1 + 2*2*perNode; len(points) != want || points[0] != "ledger-written" {
+			if want := 1 + 4*2*perNode; len(points) != want || points[0] != "ledger-written" {
 				t.Fatalf("step points %v", points)
 			}
 
@@ -509,7 +509,7 @@ func TestUpInterrupted(t *testing.T) {
 // TestReturnAfterCrash: the process died at each step boundary of Up (no
 // rollback ran); Return alone brings everything back.
 func TestReturnAfterCrash(t *testing.T) {
-	for _, crashAt := range []string{"ledger-written", "moved:0000:3b:00.0", "moved:0000:af:00.0", "configured:0000:3b:00.0", "configured:0000:af:00.0"} {
+	for _, crashAt := range []string{"ledger-written", "moved-unrecorded:0000:3b:00.0", "moved:0000:3b:00.0", "configured-unrecorded:0000:3b:00.1", "moved:0000:af:00.0", "configured:0000:3b:00.0", "configured:0000:af:00.0"} {
 		t.Run(crashAt, func(t *testing.T) {
 			e := newEnv(t, fourPFs, Options{PFCountPerNode: 2, VFCount: 2}, sriovsim.Options{}, "w1", "w2")
 			type crash struct{}
@@ -744,4 +744,33 @@ func TestPrepareNode(t *testing.T) {
 	if NodeLabelKey+"="+NodeLabelValue != "sriov_capable=true" {
 		t.Fatal("label")
 	}
+}
+
+// TestReturnAfterCrashDuringReturn: a previous Return put a PF back
+// completely (alias included) but died before recording it; another PF was
+// moved back but not yet renamed. The next Return finds both.
+func TestReturnAfterCrashDuringReturn(t *testing.T) {
+	e := newEnv(t, fourPFs[:2], Options{PFCountPerNode: 1, VFCount: 2}, sriovsim.Options{}, "w1", "w2")
+	if _, err := e.m.Up(context.Background(), e.nodes, []string{"w1", "w2"}); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := e.net.Host()
+	for pid, name := range map[int]string{1000: "ens1f0", 1001: "ens1f1"} {
+		node, _ := e.net.Node(pid)
+		links, _ := node.Links()
+		l, _ := linkByName(links, name)
+		if err := node.MoveTo(l.Index, host); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.net.mu.Lock()
+	done := e.net.find(0, "ens1f0") // fully restored: found by its MAC only
+	done.Alias, done.MTU, done.Up = "", 9000, false
+	half := e.net.find(0, "ens1f1") // renamed by the kernel, marker still on
+	half.Name = "dev42"
+	e.net.mu.Unlock()
+	if err := e.m.Return(context.Background(), e.nodes); err != nil {
+		t.Fatal(err)
+	}
+	checkAllHome(t, e, fourPFs[:2])
 }

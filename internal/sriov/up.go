@@ -106,6 +106,7 @@ func (m *Manager) lend(ctx context.Context, host netNamespace, nodeNS map[string
 		if err := moveIn(host, nodeNS[p.Node], p); err != nil {
 			return fmt.Errorf("move PF %s (%s) into node %s: %w", p.Name, p.PCI, p.Node, err)
 		}
+		m.at("moved-unrecorded:" + p.PCI)
 		p.State = StateMoved
 		if err := writeLedger(m.opts.StateDir, l); err != nil {
 			return err
@@ -125,6 +126,7 @@ func (m *Manager) lend(ctx context.Context, host netNamespace, nodeNS map[string
 		if err != nil {
 			return fmt.Errorf("VFs of PF %s (%s): %w", p.Name, p.PCI, err)
 		}
+		m.at("configured-unrecorded:" + p.PCI)
 		p.State = StateConfigured
 		if err := writeLedger(m.opts.StateDir, l); err != nil {
 			return err

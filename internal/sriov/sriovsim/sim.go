@@ -362,11 +362,14 @@ func (s *Sim) createVFs(ps *pfState, n int) error {
 
 func (s *Sim) removeVFs(ps *pfState) error {
 	pfDir := s.p(pciDir, ps.PCI)
-	for i, a := range ps.vfs {
-		if err := os.Remove(filepath.Join(pfDir, "virtfn"+strconv.Itoa(i))); err != nil {
+	// Last VF first, each device before its virtfn link, so that a reader
+	// that sees virtfn0 gone sees every VF gone (the kernel's write returns
+	// only then; here the writer can only watch).
+	for i := len(ps.vfs) - 1; i >= 0; i-- {
+		if err := s.removeDevice(ps.vfs[i]); err != nil {
 			return err
 		}
-		if err := s.removeDevice(a); err != nil {
+		if err := os.Remove(filepath.Join(pfDir, "virtfn"+strconv.Itoa(i))); err != nil {
 			return err
 		}
 	}
