@@ -149,12 +149,26 @@ func allocate(found []PF, opts Options, held []heldPF, workers []string) (*Plan,
 		}
 		plan.Available = append(plan.Available, pf)
 	}
+	// PFs other clusters hold that are not in the host namespace (in their
+	// nodes, or lost): not candidates either, but worth naming.
+	var away []string
+	for _, h := range held {
+		seen := false
+		for _, u := range plan.InUse {
+			if u.Cluster == h.Cluster && (u.PCI == h.PCI || u.Name == h.Name) {
+				seen = true
+			}
+		}
+		if !seen {
+			away = append(away, fmt.Sprintf("%s by cluster %q", h.Name, h.Cluster))
+		}
+	}
 	need := len(workers) * opts.PFCountPerNode
 	switch {
-	case len(found) == 0:
+	case len(found) == 0 && len(away) == 0:
 		return plan, fmt.Errorf("no SR-IOV PF found: no network device in the host namespace has %s (SRIOV_SYSFS_ROOT=%s)",
 			filepath.Join(opts.SysfsRoot, "class/net/<name>/device/sriov_totalvfs"), opts.SysfsRoot)
-	case len(plan.Blacklisted) == len(found):
+	case len(found) > 0 && len(plan.Blacklisted) == len(found):
 		return plan, fmt.Errorf("every SR-IOV PF found is blacklisted by PF_BLACKLIST (%s): remove some of them from PF_BLACKLIST", names(plan.Blacklisted))
 	case len(plan.Available) < need:
 		msg := fmt.Sprintf("not enough SR-IOV PFs: need %d (%d workers x PF_COUNT_PER_NODE=%d), found %d: %d blacklisted by PF_BLACKLIST%s, %d in use by other clusters%s, %d available%s",
@@ -162,8 +176,11 @@ func allocate(found []PF, opts Options, held []heldPF, workers []string) (*Plan,
 			len(plan.Blacklisted), paren(names(plan.Blacklisted)),
 			len(plan.InUse), paren(heldNames(plan.InUse)),
 			len(plan.Available), paren(names(plan.Available)))
-		if len(plan.InUse) > 0 {
-			msg += "; a PF used by another cluster comes back with that cluster's cluster-down (its ledger: " + plan.InUse[0].Ledger + ")"
+		if len(away) > 0 {
+			msg += fmt.Sprintf("; other clusters hold %d more PF(s) outside the host namespace (%s)", len(away), strings.Join(away, ", "))
+		}
+		if len(plan.InUse) > 0 || len(away) > 0 {
+			msg += "; a PF used by another cluster comes back with that cluster's cluster-down (ledgers in " + filepath.Dir(held[0].Ledger) + ")"
 		} else {
 			msg += "; lower PF_COUNT_PER_NODE or the number of nodes"
 		}

@@ -51,6 +51,19 @@
 //
 // Devices without a PCI parent (the veth pairs that tests use in place of
 // PFs, described as PFs by a fake sysfs) are found by the alias marker.
+// While moving in, only the first two count: a bond left in the host keeps
+// the MAC of a PF that was its member, so a MAC cannot prove the PF left.
+//
+// # Nodes that stop
+//
+// Up keeps every node's namespace open while it works and, at the end,
+// checks that each node's process still lives in that namespace. If a node
+// stopped or restarted meanwhile, Up rolls back through the namespace it
+// still holds (the open handle keeps it, and the PFs in it, alive). If a
+// node is gone at Return, the PF is waited for: the kernel hands physical
+// NICs of a destroyed namespace back to the initial namespace (renamed
+// dev<N> if the name is taken). Virtual devices are destroyed instead;
+// Return then names them as missing.
 //
 // # VFs are configured from the host, on the PCI device
 //

@@ -108,6 +108,8 @@ type fakeNS struct {
 
 func (n *fakeNS) Close() error { return nil }
 
+func (n *fakeNS) ID() string { return fmt.Sprint(n.id) }
+
 func (n *fakeNS) Links() ([]linkInfo, error) {
 	n.w.mu.Lock()
 	defer n.w.mu.Unlock()

@@ -592,3 +592,76 @@ func BenchmarkUp(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// TestKernelTwoClustersAtOnce: two clusters created at the same moment,
+// from separate Managers sharing only the state directory, never take the
+// same PF; a third one finds none left and says who holds them.
+func TestKernelTwoClustersAtOnce(t *testing.T) {
+	e := newKernelEnv(t, 4, 3, Options{PFCountPerNode: 2, VFCount: 2})
+	managers := make([]*Manager, 3)
+	for i := range managers {
+		o := e.opts
+		o.Cluster = fmt.Sprintf("%s-c%d", e.opts.Cluster, i)
+		m, err := New(o, &cmdrun.Fake{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		managers[i] = m
+	}
+	results := make([][]Assignment, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i, m := range managers {
+		wg.Go(func() { results[i], errs[i] = m.Up(context.Background(), e.nodes, e.workers[i:i+1]) })
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, m := range managers {
+			m.Return(context.Background(), e.nodes)
+		}
+	})
+	taken := map[string]int{}
+	failed := 0
+	for i, err := range errs {
+		if err != nil {
+			failed++
+			if !strings.Contains(err.Error(), "not enough SR-IOV PFs: need 2 (1 workers x PF_COUNT_PER_NODE=2), found 0") ||
+				!strings.Contains(err.Error(), "other clusters hold 4 more PF(s) outside the host namespace") {
+				t.Fatalf("cluster %d: %v", i, err)
+			}
+			continue
+		}
+		for _, pf := range results[i][0].PFs {
+			if o, dup := taken[pf.Name]; dup {
+				t.Fatalf("%s taken by clusters %d and %d", pf.Name, o, i)
+			}
+			taken[pf.Name] = i
+		}
+	}
+	if failed != 1 || len(taken) != 4 {
+		t.Fatalf("%d clusters failed, %d PFs taken; want 1 and 4", failed, len(taken))
+	}
+	for _, m := range managers {
+		if err := m.Return(context.Background(), e.nodes); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.checkHomeSome(t, e.pfs)
+}
+
+// TestKernelNodeDiesDuringUp: the stand-in node is killed right after its
+// first PF moved in. Up still holds the node's namespace open (so the veths
+// survive), notices the node is gone, and brings every PF back.
+func TestKernelNodeDiesDuringUp(t *testing.T) {
+	e := newKernelEnv(t, 4, 2, Options{PFCountPerNode: 2, VFCount: 2})
+	e.m.hook = func(p string) {
+		if p == "moved:0000:81:00.0" {
+			e.nodes.kill(e.workers[0])
+		}
+	}
+	_, err := e.m.Up(context.Background(), e.nodes, e.workers)
+	if err == nil || !strings.Contains(err.Error(), "stopped during the SR-IOV setup") || !strings.Contains(err.Error(), "rolled back: every PF is back") {
+		t.Fatalf("got %v", err)
+	}
+	e.checkHome(t, e.pfs)
+}

@@ -61,6 +61,8 @@ type nlNamespace struct {
 	what string
 }
 
+func (n *nlNamespace) ID() string { return n.ns.UniqueId() }
+
 func (n *nlNamespace) Close() error {
 	n.h.Close()
 	return n.ns.Close()

@@ -30,6 +30,8 @@ type netNamespace interface {
 	SetAlias(index int, alias string) error
 	// MoveTo moves the link into dst.
 	MoveTo(index int, dst netNamespace) error
+	// ID identifies the namespace (device and inode of its nsfs file).
+	ID() string
 	Close() error
 }
 
@@ -48,6 +50,17 @@ func marker(cluster, pci string) string { return "kubevirtci-sriov:" + cluster +
 // findPF finds the PF p among links (see the package documentation for the
 // order of the criteria). ok is false when it is not there.
 func findPF(links []linkInfo, p *LedgerPF) (l linkInfo, ok bool, err error) {
+	return findPFBy(links, p, 4)
+}
+
+// findMarkedPF finds the PF by its PCI parent or its alias marker only: the
+// identities that cannot belong to another link (a bond in the host keeps
+// the MAC of a PF that left it). Used while the PF carries the marker.
+func findMarkedPF(links []linkInfo, p *LedgerPF) (l linkInfo, ok bool, err error) {
+	return findPFBy(links, p, 2)
+}
+
+func findPFBy(links []linkInfo, p *LedgerPF, ncriteria int) (l linkInfo, ok bool, err error) {
 	criteria := []struct {
 		what  string
 		match func(linkInfo) bool
@@ -67,7 +80,7 @@ func findPF(links []linkInfo, p *LedgerPF) (l linkInfo, ok bool, err error) {
 			return p.MAC != "" && strings.EqualFold(l.MAC, p.MAC)
 		}},
 	}
-	for i, c := range criteria {
+	for i, c := range criteria[:ncriteria] {
 		var found []linkInfo
 		for _, l := range links {
 			if c.match(l) {

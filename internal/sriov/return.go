@@ -37,7 +37,7 @@ func (m *Manager) Return(ctx context.Context, nodes Nodes) error {
 		return err
 	}
 	defer host.Close()
-	return m.giveBack(ctx, host, nodes, l)
+	return m.giveBack(ctx, host, nodes, nil, l)
 }
 
 // pfReturn is the progress of one PF within a giveBack.
@@ -46,7 +46,10 @@ type pfReturn struct {
 	err         error // a failure that waiting will not fix
 }
 
-func (m *Manager) giveBack(ctx context.Context, host netNamespace, nodes Nodes, l *Ledger) error {
+// giveBack returns the ledger's PFs. held are namespaces already open (Up's
+// rollback), tried before looking nodes up: the PFs are there even if the
+// node's process died meanwhile, since the open handle keeps it alive.
+func (m *Manager) giveBack(ctx context.Context, host netNamespace, nodes Nodes, held map[string]netNamespace, l *Ledger) error {
 	nodeNS := map[string]netNamespace{}
 	nodeErr := map[string]error{}
 	defer func() {
@@ -55,6 +58,9 @@ func (m *Manager) giveBack(ctx context.Context, host netNamespace, nodes Nodes, 
 		}
 	}()
 	openNode := func(node string) (netNamespace, error) {
+		if ns, ok := held[node]; ok {
+			return ns, nil
+		}
 		if ns, ok := nodeNS[node]; ok {
 			return ns, nil
 		}

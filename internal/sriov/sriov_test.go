@@ -100,9 +100,16 @@ func TestAllocateCounts(t *testing.T) {
 
 	held := []heldPF{{Cluster: "other", Ledger: "/state/other.json", PCI: "0000:03:00.0", Name: "c"}}
 	_, err = allocate(found, Options{PFCountPerNode: 2, Blacklist: []string{"a"}}, held, []string{"w1", "w2"})
-	want := `not enough SR-IOV PFs: need 4 (2 workers x PF_COUNT_PER_NODE=2), found 5: 1 blacklisted by PF_BLACKLIST (a), 1 in use by other clusters (c by cluster "other"), 3 available (b, d, e); a PF used by another cluster comes back with that cluster's cluster-down (its ledger: /state/other.json)`
+	want := `not enough SR-IOV PFs: need 4 (2 workers x PF_COUNT_PER_NODE=2), found 5: 1 blacklisted by PF_BLACKLIST (a), 1 in use by other clusters (c by cluster "other"), 3 available (b, d, e); a PF used by another cluster comes back with that cluster's cluster-down (ledgers in /state)`
 	if err == nil || err.Error() != want {
 		t.Fatalf("too few PFs:\n got: %v\nwant: %s", err, want)
+	}
+
+	// Every PF is in another cluster's nodes: none in the host namespace.
+	held = []heldPF{{Cluster: "other", Ledger: "/state/other.json", PCI: "0000:09:00.0", Name: "z"}}
+	_, err = allocate(nil, Options{PFCountPerNode: 1}, held, []string{"w1"})
+	if err == nil || !strings.Contains(err.Error(), `found 0: 0 blacklisted by PF_BLACKLIST, 0 in use by other clusters, 0 available; other clusters hold 1 more PF(s) outside the host namespace (z by cluster "other")`) {
+		t.Fatalf("all PFs away: %v", err)
 	}
 
 	_, err = allocate(found, Options{PFCountPerNode: 3}, nil, []string{"w1", "w2"})
@@ -216,6 +223,9 @@ func TestFindPF(t *testing.T) {
 	links5 := []linkInfo{{Index: 3, Name: "net3", MAC: p.MAC, ParentBus: "pci", ParentDev: "0000:99:00.0"}}
 	if _, ok, _ := findPF(links5, p); ok {
 		t.Fatal("a link with another PCI parent must not be taken for the PF")
+	}
+	if _, ok, _ := findMarkedPF(links3, p); ok {
+		t.Fatal("findMarkedPF must not go by MAC")
 	}
 	links6 := []linkInfo{{Index: 3, Alias: p.Marker, Name: "a"}, {Index: 4, Alias: p.Marker, Name: "b"}}
 	if _, _, err := findPF(links6, p); err == nil {
@@ -773,4 +783,20 @@ func TestReturnAfterCrashDuringReturn(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkAllHome(t, e, fourPFs[:2])
+}
+
+// TestUpNodeDiesMidway: a node container stops while Up runs. Up notices
+// at the end, and rolls back through the namespace it still holds open.
+func TestUpNodeDiesMidway(t *testing.T) {
+	e := newEnv(t, fourPFs, Options{PFCountPerNode: 2, VFCount: 2}, sriovsim.Options{}, "w1", "w2")
+	e.m.hook = func(p string) {
+		if p == "moved:0000:3b:00.0" {
+			e.nodes.remove("w1")
+		}
+	}
+	_, err := e.m.Up(context.Background(), e.nodes, []string{"w1", "w2"})
+	if err == nil || !strings.Contains(err.Error(), "node w1 stopped during the SR-IOV setup") || !strings.Contains(err.Error(), "rolled back") {
+		t.Fatalf("got %v", err)
+	}
+	checkAllHome(t, e, fourPFs)
 }

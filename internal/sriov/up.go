@@ -81,12 +81,16 @@ func (m *Manager) Up(ctx context.Context, nodes Nodes, workers []string) ([]Assi
 	}
 	m.at("ledger-written")
 
-	if err := m.lend(ctx, host, nodeNS, l); err != nil {
+	err = m.lend(ctx, host, nodeNS, l)
+	if err == nil {
+		err = m.checkNodes(ctx, nodes, nodeNS)
+	}
+	if err != nil {
 		// Roll back even when ctx was cancelled (Ctrl-C): giving the PFs
 		// back is what the user wants then.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.opts.ReturnWait+4*m.opts.SysfsTimeout)
 		defer cancel()
-		if rerr := m.giveBack(rctx, host, nodes, l); rerr != nil {
+		if rerr := m.giveBack(rctx, host, nodes, nodeNS, l); rerr != nil {
 			return nil, fmt.Errorf("%w\nrolling back failed too; run cluster-down to give the PFs back: %v", err, rerr)
 		}
 		return nil, fmt.Errorf("%w (rolled back: every PF is back on the host)", err)
@@ -137,6 +141,31 @@ func (m *Manager) lend(ctx context.Context, host netNamespace, nodeNS map[string
 	return nil
 }
 
+// checkNodes verifies that every node still runs in the namespace its PFs
+// went to: a node container that stopped or restarted during Up would leave
+// them in a namespace nobody uses.
+func (m *Manager) checkNodes(ctx context.Context, nodes Nodes, nodeNS map[string]netNamespace) error {
+	for w, used := range nodeNS {
+		pid, err := nodes.PID(ctx, w)
+		if err == nil && pid <= 0 {
+			err = errors.New("container is not running")
+		}
+		if err != nil {
+			return fmt.Errorf("node %s stopped during the SR-IOV setup: %w", w, err)
+		}
+		now, err := m.net.Node(pid)
+		if err != nil {
+			return fmt.Errorf("node %s: %w", w, err)
+		}
+		same := now.ID() == used.ID()
+		now.Close()
+		if !same {
+			return fmt.Errorf("node %s restarted during the SR-IOV setup (its network namespace changed)", w)
+		}
+	}
+	return nil
+}
+
 // moveIn marks the PF with its alias, moves it into node, sets it up there
 // and verifies that it is in the node and gone from the host.
 func moveIn(host, node netNamespace, p *LedgerPF) error {
@@ -162,7 +191,7 @@ func moveIn(host, node netNamespace, p *LedgerPF) error {
 	if err != nil {
 		return err
 	}
-	nl, ok, err := findPF(nlinks, p)
+	nl, ok, err := findMarkedPF(nlinks, p)
 	if err != nil {
 		return err
 	}
@@ -175,13 +204,13 @@ func moveIn(host, node netNamespace, p *LedgerPF) error {
 	if links, err = host.Links(); err != nil {
 		return err
 	}
-	if hl, ok, _ := findPF(links, p); ok {
+	if hl, ok, _ := findMarkedPF(links, p); ok {
 		return fmt.Errorf("still in the host network namespace after the move (as %s)", hl.Name)
 	}
 	if nlinks, err = node.Links(); err != nil {
 		return err
 	}
-	nl, ok, err = findPF(nlinks, p)
+	nl, ok, err = findMarkedPF(nlinks, p)
 	switch {
 	case err != nil:
 		return err
