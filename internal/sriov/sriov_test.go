@@ -800,3 +800,26 @@ func TestUpNodeDiesMidway(t *testing.T) {
 	}
 	checkAllHome(t, e, fourPFs)
 }
+
+func TestContainerNodes(t *testing.T) {
+	f := (&cmdrun.Fake{}).
+		On("4242\n", nil, "podman", "inspect", "--format", "{{.State.Pid}}", "sriov-worker").
+		On("0\n", nil, "podman", "inspect", "--format", "{{.State.Pid}}", "sriov-worker2").
+		On("", errors.New("exit status 125"), "podman", "inspect").
+		On("rw\n", nil, "podman", "exec", "sriov-worker", "cat")
+	c := ContainerNodes{Run: f, CLI: "podman"}
+	if pid, err := c.PID(context.Background(), "sriov-worker"); pid != 4242 || err != nil {
+		t.Fatalf("PID: %d %v", pid, err)
+	}
+	if _, err := c.PID(context.Background(), "sriov-worker2"); err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Fatalf("stopped container: %v", err)
+	}
+	if _, err := c.PID(context.Background(), "gone"); err == nil || !strings.Contains(err.Error(), "podman inspect --format") {
+		t.Fatalf("missing container: %v", err)
+	}
+	if out, err := c.Exec(context.Background(), "sriov-worker", "cat", "/proc/self/mounts"); string(out) != "rw\n" || err != nil {
+		t.Fatalf("Exec: %q %v", out, err)
+	}
+	var _ Nodes = c
+	var _ NodeExec = c
+}
