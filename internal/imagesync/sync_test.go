@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -646,5 +647,28 @@ func TestEngineMatchesConflict(t *testing.T) {
 	}, p, "devel")
 	if err != nil || len(m) != 1 {
 		t.Fatalf("got %v %v", m, err)
+	}
+}
+
+// refuseAfterPing answers the registry check and then acts as if the
+// registry went away.
+type refuseAfterPing struct{ base http.RoundTripper }
+
+func (r refuseAfterPing) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodGet && req.URL.Path == "/v2/" && req.Header.Get("User-Agent") == "" {
+		return r.base.RoundTrip(req)
+	}
+	return nil, &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+}
+
+func TestSyncRegistryGoesAway(t *testing.T) {
+	reg := newTestRegistry(t)
+	eng := newFakeEngine(t)
+	eng.addImage("kubevirt/virt-api:devel", randomImage(t, kib, 1))
+	o := engineOptions(reg, eng)
+	o.Transport = refuseAfterPing{base: http.DefaultTransport}
+	_, err := Sync(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "went away") || !strings.Contains(err.Error(), "kubevirt/virt-api:devel") {
+		t.Fatalf("got %v", err)
 	}
 }
