@@ -32,6 +32,13 @@ func init() {
 		}
 		return p.Down(ctx)
 	}})
+	register(command{Name: "sync", Help: "push DOCKER_PREFIX/*:DOCKER_TAG images (and SYNC_SOURCES) to the cluster's registry; roll out SYNC_MANIFESTS pinned by digest", Run: func(ctx context.Context, env *Env) error {
+		p, err := provider(env)
+		if err != nil {
+			return err
+		}
+		return p.Sync(ctx)
+	}})
 	register(command{Name: "status", Help: "show nodes, registry, kubeconfig and SR-IOV state", Run: func(ctx context.Context, env *Env) error {
 		p, err := provider(env)
 		if err != nil {

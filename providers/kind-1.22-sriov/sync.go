@@ -50,7 +50,12 @@ func (p *Provider) Sync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p.env.Log.Infof("\nSynced %d image(s) to localhost:%d (%d bytes sent); in the cluster they are %s/...",
-		len(res.Images), c.RegistryHostPort, res.Sent(), localregistry.ClusterHost)
+	p.env.Log.Infof("\nSynced %d image(s) to localhost:%d (%d bytes sent).", len(res.Images), c.RegistryHostPort, res.Sent())
+	if len(c.SyncManifests) == 0 {
+		p.env.Log.Infof("In the cluster, refer to them by digest:")
+		for _, img := range res.Images {
+			p.env.Log.Infof("   %s", img.ClusterRef)
+		}
+	}
 	return nil
 }
