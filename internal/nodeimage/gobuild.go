@@ -19,6 +19,9 @@ type component struct {
 	Module   string   // directory under images/build; "" for this project's module
 	Packages []string // import paths (or ./relative paths in this project's module)
 	Ldflags  string
+	// Cgo builds with cgo, linked statically (flannel's udp backend has C
+	// code on amd64); it needs gcc and libc6-dev on the build host.
+	Cgo bool
 	// prepare, when set, runs before the build and returns extra arguments
 	// for `go build` (k8s uses it to generate code and pass -modfile).
 	// key is the component's input hash.
@@ -94,7 +97,7 @@ var (
 	corednsComponent = component{Name: "coredns", Module: "coredns", Packages: []string{"github.com/coredns/coredns"},
 		Ldflags: "-X github.com/coredns/coredns/coremain.GitCommit=" + images.CoreDNS}
 	flannelComponent = component{Name: "flannel", Module: "flannel", Packages: []string{"github.com/flannel-io/flannel"},
-		Ldflags: "-X github.com/flannel-io/flannel/pkg/version.Version=" + images.Flannel}
+		Ldflags: "-X github.com/flannel-io/flannel/pkg/version.Version=" + images.Flannel, Cgo: true}
 	crictlComponent = component{Name: "crictl", Module: "critools", Packages: []string{"sigs.k8s.io/cri-tools/cmd/crictl"},
 		Ldflags: "-X sigs.k8s.io/cri-tools/pkg/version.Version=" + images.CRITools}
 	registryComponent = component{Name: "registry", Module: "registry", Packages: []string{"github.com/distribution/distribution/v3/cmd/registry"},
@@ -155,7 +158,7 @@ func (b *builder) moduleDir(c *component) string {
 // componentHash hashes what a component's binaries are built from.
 func (b *builder) componentHash(c *component) (string, error) {
 	h := newHasher()
-	h.add(recipe, c.Name, b.goVer, runtime.GOARCH, c.Ldflags, strings.Join(c.Packages, ","))
+	h.add(recipe, c.Name, b.goVer, runtime.GOARCH, c.Ldflags, fmt.Sprint(c.Cgo), strings.Join(c.Packages, ","))
 	if c.Module != "" {
 		if err := h.addDir(b.moduleDir(c), nil); err != nil {
 			return "", err
@@ -180,7 +183,8 @@ func (b *builder) componentHash(c *component) (string, error) {
 	return h.hex()[:16], nil
 }
 
-// build builds a component's commands (static, CGO_ENABLED=0) into a cache
+// build builds a component's commands (static: CGO_ENABLED=0, or cgo linked
+// statically for components that need cgo) into a cache
 // directory named after its inputs, and returns that directory. A directory
 // that is complete is reused as it is.
 func (b *builder) build(ctx context.Context, c component) (string, error) {
@@ -210,8 +214,13 @@ func (b *builder) build(ctx context.Context, c component) (string, error) {
 		}
 	}
 	args := []string{"CGO_ENABLED=0", "nice", "go", "build", "-C", b.moduleDir(&c), "-trimpath"}
-	args = append(args, extra...)
 	ld := "-s -w"
+	if c.Cgo {
+		args[0] = "CGO_ENABLED=1"
+		args = append(args, "-tags", "netgo,osusergo")
+		ld += " -linkmode=external -extldflags=-static"
+	}
+	args = append(args, extra...)
 	if c.Ldflags != "" {
 		ld += " " + c.Ldflags
 	}
