@@ -503,6 +503,9 @@ func checkNodePath(p string) error {
 
 // assembleNode starts a container of the root file system, copies the
 // files in, preloads the images into its containerd, and commits the result.
+// The image has no STOPSIGNAL (kind's base image has SIGRTMIN+3): docker
+// 20.10 accepts no STOPSIGNAL change on commit or import, and kind removes
+// its nodes with `rm -f` anyway.
 func (b *builder) assembleNode(ctx context.Context, rootfsTag, filesTar, imagesTar string, wantRefs []string, tag, inputs string) error {
 	o := &b.o
 	name := "kubevirtci-node-build-" + inputs[:12]
@@ -571,7 +574,6 @@ func (b *builder) assembleNode(ctx context.Context, rootfsTag, filesTar, imagesT
 		"--change", `ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]`,
 		"--change", `CMD []`,
 		"--change", "ENV container=docker",
-		"--change", "STOPSIGNAL SIGRTMIN+3",
 		"--change", "LABEL "+InputsLabel+"="+inputs,
 		"--change", "LABEL io.kubevirtci.kubernetes="+images.Kubernetes,
 		name, tag)
