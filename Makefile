@@ -4,7 +4,7 @@ MAGE ?= go tool mage
 V ?=
 MAGEFLAGS = $(if $(V),-v,)
 
-.PHONY: cluster-up cluster-down cluster-sync status images test integration e2e
+.PHONY: cluster-up cluster-down cluster-sync status images unit test e2e sim-cluster-up sim-cluster-down
 
 cluster-up:
 	$(MAGE) $(MAGEFLAGS) clusterUp
@@ -33,3 +33,23 @@ test:
 
 e2e:
 	./scripts/e2e.sh
+
+# The provider on simulated SR-IOV PFs (veth pairs described by a fake sysfs,
+# see scripts/sim-pfs.sh) with the node and registry images built from
+# source: for hosts with no SR-IOV NIC and no registry access. Run as root.
+SIM_PFS ?= 4
+SIM_ENV = SRIOV_SYSFS_ROOT=/run/kubevirtci-sim/sysfs \
+	KIND_NODE_IMAGE=$${KIND_NODE_IMAGE:-localhost/kindest-node:v1.22.2-src} \
+	REGISTRY_IMAGE=$${REGISTRY_IMAGE:-localhost/kubevirtci-registry:v3.1.2-src} \
+	SRIOV_SKIP_COMPONENT_WAITS=$${SRIOV_SKIP_COMPONENT_WAITS:-true} \
+	KUBEVIRT_NUM_NODES=$${KUBEVIRT_NUM_NODES:-3}
+
+sim-cluster-up:
+	scripts/host-setup.sh
+	$(MAGE) $(MAGEFLAGS) image:node image:registry
+	scripts/sim-pfs.sh up $(SIM_PFS)
+	$(SIM_ENV) $(MAGE) $(MAGEFLAGS) clusterUp
+
+sim-cluster-down:
+	$(SIM_ENV) $(MAGE) $(MAGEFLAGS) clusterDown
+	scripts/sim-pfs.sh down
