@@ -195,6 +195,7 @@ func (b *builder) build(ctx context.Context, c component) (string, error) {
 	out := filepath.Join(b.o.CacheDir, "bin", c.Name+"-"+key)
 	if _, err := os.Stat(filepath.Join(out, ".complete")); err == nil {
 		b.o.Log.Debugf("%s: reusing %s", c.Name, out)
+		b.prune(&c, key)
 		return out, nil
 	}
 	if err := os.RemoveAll(out); err != nil {
@@ -245,7 +246,35 @@ func (b *builder) build(ctx context.Context, c component) (string, error) {
 	if err := os.Rename(tmp, out); err != nil {
 		return "", err
 	}
+	b.prune(&c, key)
 	return out, nil
+}
+
+// prune removes the cache entries of a component's earlier inputs.
+func (b *builder) prune(c *component, key string) {
+	pruneSiblings(filepath.Join(b.o.CacheDir, "bin"), c.Name+"-", c.Name+"-"+key)
+	pruneSiblings(filepath.Join(b.o.CacheDir, "src"), c.Name+"-", c.Name+"-"+key)
+}
+
+// pruneSiblings removes the entries of dir named prefix+<16 hex digits>
+// (with any suffix such as .tmp or .complete) other than keep and its
+// marker: outputs of earlier inputs that this cache no longer needs.
+func pruneSiblings(dir, prefix, keep string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if !strings.HasPrefix(n, prefix) || n == keep || n == keep+".complete" {
+			continue
+		}
+		key, _, _ := strings.Cut(strings.TrimPrefix(n, prefix), ".")
+		if len(key) != 16 || strings.Trim(key, "0123456789abcdef") != "" {
+			continue
+		}
+		_ = os.RemoveAll(filepath.Join(dir, n))
+	}
 }
 
 // goModDir returns the directory of module@version in the module cache,

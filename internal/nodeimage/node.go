@@ -139,11 +139,13 @@ func BuildNode(ctx context.Context, opts Options) (string, error) {
 	}); err != nil {
 		return "", err
 	}
+	old := o.imageID(ctx, tag)
 	if err := o.Log.Run("Assembling "+tag+" (files, preloaded images, commit)", func() error {
 		return b.assembleNode(ctx, rootfsTag, filesTar, imagesTar, refs(imgs), tag, inputs)
 	}); err != nil {
 		return "", err
 	}
+	o.removeReplaced(ctx, old, tag)
 	return tag, nil
 }
 
@@ -396,13 +398,30 @@ func (b *builder) importRootfs(ctx context.Context, root, tag string) error {
 	}
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(writeTree(pw, root)) }()
+	old := b.o.imageID(ctx, tag)
 	_, err := b.o.cri(ctx, pr, "import",
 		"--change", "ENV container=docker",
 		"--change", "LABEL "+InputsLabel+"="+key,
 		"--change", `ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]`,
 		"-", tag)
 	pr.CloseWithError(io.ErrClosedPipe)
-	return err
+	if err != nil {
+		return err
+	}
+	b.o.removeReplaced(ctx, old, tag)
+	// Trees of earlier inputs: their images are no longer needed.
+	repo, _, _ := strings.Cut(tag, ":")
+	out, err := b.o.cri(ctx, nil, "images", "--format", "{{ .Repository }}:{{ .Tag }}", repo)
+	if err == nil {
+		for _, ref := range strings.Fields(string(out)) {
+			if ref != tag && strings.HasPrefix(ref, repo+":") {
+				if _, err := b.o.cri(ctx, nil, "rmi", ref); err != nil {
+					b.o.Log.Debugf("keeping %s: %v", ref, err)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // nodeFiles are the files the node image adds to the Debian tree.

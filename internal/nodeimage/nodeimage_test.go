@@ -517,3 +517,26 @@ func TestOpenAPIPackages(t *testing.T) {
 		t.Errorf("got %v, want %v", got, want)
 	}
 }
+
+func TestPruneSiblings(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{
+		"kubernetes-0123456789abcdef", "kubernetes-0123456789abcdef.complete",
+		"kubernetes-fedcba9876543210", "kubernetes-fedcba9876543210.complete", "kubernetes-1111111111111111.tmp",
+		"kubernetes-notahash", "etcd-fedcba9876543210",
+	} {
+		if err := os.Mkdir(filepath.Join(dir, n), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pruneSiblings(dir, "kubernetes-", "kubernetes-0123456789abcdef")
+	ents, _ := os.ReadDir(dir)
+	var got []string
+	for _, e := range ents {
+		got = append(got, e.Name())
+	}
+	want := []string{"etcd-fedcba9876543210", "kubernetes-0123456789abcdef", "kubernetes-0123456789abcdef.complete", "kubernetes-notahash"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("left %v, want %v", got, want)
+	}
+}

@@ -158,3 +158,24 @@ func (o *Options) imageInputs(ctx context.Context, ref string) string {
 	}
 	return s
 }
+
+// imageID returns the ID of image ref, or "" when the engine does not have it.
+func (o *Options) imageID(ctx context.Context, ref string) string {
+	out, err := o.cri(ctx, nil, "image", "inspect", "--format", "{{ .Id }}", ref)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// removeReplaced removes the image that ref named before a rebuild (old is
+// its ID), so that rebuilds do not pile up untagged images. An image that a
+// container still uses stays: the engine refuses, and that is fine.
+func (o *Options) removeReplaced(ctx context.Context, old, ref string) {
+	if old == "" || old == o.imageID(ctx, ref) {
+		return
+	}
+	if _, err := o.cri(ctx, nil, "rmi", old); err != nil {
+		o.Log.Debugf("keeping the replaced image %s: %v", old, err)
+	}
+}

@@ -87,12 +87,14 @@ func BuildRegistry(ctx context.Context, opts Options) (string, error) {
 	}); err != nil {
 		return "", err
 	}
+	old := o.imageID(ctx, tag)
 	if err := o.Log.Run("Loading "+tag+" into "+o.CRI, func() error {
 		_, err := o.cri(ctx, nil, "load", "-i", tarFile)
 		return err
 	}); err != nil {
 		return "", err
 	}
+	o.removeReplaced(ctx, old, tag)
 	return tag, nil
 }
 

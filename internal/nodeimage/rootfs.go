@@ -43,6 +43,7 @@ func (b *builder) rootfs(ctx context.Context, s rootfsSpec, extra ...string) (st
 	dir := filepath.Join(b.o.CacheDir, "rootfs", s.Name+"-"+b.rootfsKey(s, extra...))
 	if _, err := os.Stat(dir + ".complete"); err == nil {
 		b.o.Log.Debugf("rootfs %s: reusing %s", s.Name, dir)
+		pruneSiblings(filepath.Dir(dir), s.Name+"-", filepath.Base(dir))
 		return dir, nil
 	}
 	if os.Geteuid() != 0 {
@@ -70,6 +71,7 @@ func (b *builder) rootfs(ctx context.Context, s rootfsSpec, extra ...string) (st
 	if err := os.WriteFile(dir+".complete", nil, 0o644); err != nil {
 		return "", err
 	}
+	pruneSiblings(filepath.Dir(dir), s.Name+"-", filepath.Base(dir))
 	return dir, nil
 }
 
