@@ -81,8 +81,16 @@ func (m *Manager) Check(ctx context.Context, workers []string) (*Plan, error) {
 	if err != nil {
 		return nil, errors.Join(append(errs, err)...)
 	}
+	found, uplinks, err := m.withoutUplinks(found)
+	if err != nil {
+		return nil, errors.Join(append(errs, err)...)
+	}
 	plan, err := allocate(found, m.opts, held, workers)
 	if err != nil {
+		if len(uplinks) > 0 {
+			err = fmt.Errorf("%w; not counted: %s, which carr%s the host's default route (moving it would cut the host off the network)",
+				err, names(uplinks), map[bool]string{true: "ies", false: "y"}[len(uplinks) == 1])
+		}
 		errs = append(errs, err)
 	} else {
 		for _, a := range plan.Assignments {
@@ -94,6 +102,30 @@ func (m *Manager) Check(ctx context.Context, workers []string) (*Plan, error) {
 		}
 	}
 	return plan, errors.Join(errs...)
+}
+
+// withoutUplinks drops the PFs that carry a default route of the host: a
+// user who forgot to blacklist the host's uplink would otherwise lose the
+// host's network (a reported pain point of the old scripts).
+func (m *Manager) withoutUplinks(found []PF) (kept, dropped []PF, err error) {
+	if m.uplinks == nil {
+		return found, nil, nil
+	}
+	up, err := m.uplinks()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, pf := range found {
+		if up[pf.Index] {
+			dropped = append(dropped, pf)
+			if m.log != nil {
+				m.log.Infof("   not taking PF %s (%s): it carries the host's default route", pf.Name, pf.PCI)
+			}
+			continue
+		}
+		kept = append(kept, pf)
+	}
+	return kept, dropped, nil
 }
 
 func checkWorkers(workers []string) error {

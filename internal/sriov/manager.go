@@ -25,7 +25,9 @@ type Manager struct {
 
 	// Seams for tests.
 	euid func() int
-	hook func(point string) // called at each step boundary of Up
+	// uplinks returns the indexes of host links carrying a default route.
+	uplinks func() (map[int]bool, error)
+	hook    func(point string) // called at each step boundary of Up
 }
 
 // New checks opts (after filling in defaults) and returns a Manager. run
@@ -39,12 +41,13 @@ func New(opts Options, run cmdrun.Runner, log *step.Logger) (*Manager, error) {
 		run = cmdrun.Exec{}
 	}
 	return &Manager{
-		opts: opts,
-		sys:  sysfs{root: opts.SysfsRoot},
-		net:  kernelNet{},
-		run:  run,
-		log:  log,
-		euid: os.Geteuid,
+		opts:    opts,
+		sys:     sysfs{root: opts.SysfsRoot},
+		net:     kernelNet{},
+		run:     run,
+		log:     log,
+		euid:    os.Geteuid,
+		uplinks: defaultRouteLinks,
 	}, nil
 }
 

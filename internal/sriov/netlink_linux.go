@@ -145,3 +145,29 @@ func (n *nlNamespace) MoveTo(index int, dst netNamespace) error {
 	}
 	return n.wrap("move to the "+d.what+" network namespace", index, n.h.LinkSetNsFd(dev(index), int(d.ns)))
 }
+
+// defaultRouteLinks returns the interface indexes of the host namespace's
+// links that carry a default route (IPv4 or IPv6, multipath included).
+func defaultRouteLinks() (map[int]bool, error) {
+	routes, err := netlink.RouteList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return nil, fmt.Errorf("listing the host's routes: %w", err)
+	}
+	out := map[int]bool{}
+	for _, r := range routes {
+		if r.Dst != nil {
+			if ones, _ := r.Dst.Mask.Size(); ones != 0 {
+				continue
+			}
+		}
+		if r.LinkIndex > 0 {
+			out[r.LinkIndex] = true
+		}
+		for _, nh := range r.MultiPath {
+			if nh.LinkIndex > 0 {
+				out[nh.LinkIndex] = true
+			}
+		}
+	}
+	return out, nil
+}

@@ -11,3 +11,5 @@ var errNotLinux = errors.New("SR-IOV needs Linux (network namespaces, sysfs)")
 
 func (kernelNet) Host() (netNamespace, error)        { return nil, errNotLinux }
 func (kernelNet) Node(pid int) (netNamespace, error) { return nil, errNotLinux }
+
+func defaultRouteLinks() (map[int]bool, error) { return nil, errNotLinux }

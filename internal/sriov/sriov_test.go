@@ -610,6 +610,28 @@ func TestChecks(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("uplink never taken", func(t *testing.T) {
+		e := newEnv(t, fourPFs, Options{PFCountPerNode: 2}, sriovsim.Options{}, "w1")
+		found, err := e.m.Discover()
+		if err != nil {
+			t.Fatal(err)
+		}
+		uplink := found[0]
+		e.m.uplinks = func() (map[int]bool, error) { return map[int]bool{uplink.Index: true}, nil }
+		plan, err := e.m.Check(context.Background(), []string{"w1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pf := range plan.Assignments[0].PFs {
+			if pf.Name == uplink.Name {
+				t.Fatalf("the PF carrying the default route was assigned: %v", plan.Assignments)
+			}
+		}
+		_, err = e.m.Check(context.Background(), []string{"w1", "w2"})
+		if err == nil || !strings.Contains(err.Error(), uplink.Name+", which carries the host's default route") {
+			t.Fatalf("too few PFs must say the uplink was not counted: %v", err)
+		}
+	})
 	t.Run("own ledger exists", func(t *testing.T) {
 		e := newEnv(t, fourPFs, Options{}, sriovsim.Options{}, "w1")
 		writeLedger(e.opts.StateDir, &Ledger{Version: LedgerVersion, Cluster: "test", SysfsRoot: e.opts.SysfsRoot})
