@@ -1,6 +1,7 @@
-# Every target delegates to mage (pinned in go.mod as a Go tool: nothing to
-# install beforehand). Settings are environment variables; see README.md.
-MAGE ?= go tool mage
+# Every target delegates to mage, pinned in go.mod as a Go tool and run
+# through scripts/mage.sh: nothing to install beforehand. Settings are
+# environment variables; see README.md.
+MAGE ?= scripts/mage.sh
 V ?=
 MAGEFLAGS = $(if $(V),-v,)
 
