@@ -180,7 +180,7 @@ func checkSync(t *testing.T, c *cluster, runID string) {
 	if err != nil {
 		t.Error(err)
 	} else {
-		t.Logf("pod %s on %s runs %s and printed run %s", pod.Name, pod.Spec.NodeName, st.Image, runID)
+		t.Logf("pod %s on %s runs image %s and printed run %s", pod.Name, pod.Spec.NodeName, st.ImageID, runID)
 	}
 
 	out, _, err = c.run("cluster-sync", syncTimeout)
