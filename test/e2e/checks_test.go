@@ -174,37 +174,57 @@ func describeState(s corev1.ContainerState) string {
 	return "unknown"
 }
 
-// checkOnlyPullEvents checks a pod's warning events: there must be image
-// pull failures. Other warnings are logged, not failed: the kubelet pulls
-// an image only once the pod's sandbox (network) and volumes are set up,
-// so a container waiting on the pull shows that any earlier warning (such
-// as a FailedMount while the kubelet's ConfigMap cache was still syncing)
-// was resolved. A persistent problem keeps the container from reaching the
-// pull, which checkComponentPods fails on.
+// checkOnlyPullEvents fails when a pod has a warning event that is not
+// about pulling its image (a mount, scheduling or sandbox failure would be).
 func checkOnlyPullEvents(t *testing.T, c *cluster, p corev1.Pod) {
 	t.Helper()
 	ev, err := c.client().CoreV1().Events(p.Namespace).List(context.Background(), metav1.ListOptions{
 		FieldSelector: "involvedObject.name=" + p.Name,
 	})
 	if err != nil {
-		t.Errorf("events of %s: %v", p.Namespace+"/"+p.Name, err)
+		t.Errorf("events of %s: %v", p.Name, err)
 		return
 	}
-	pulls := 0
+	// The kubelet pulls a pod's images only once its volumes are mounted, so
+	// a FailedMount warning (such as "failed to sync configmap cache" on a
+	// busy node) from before the last pull failure was resolved; one after
+	// it, or any other warning, is a real problem.
+	var lastPull time.Time
+	var others []corev1.Event
 	for _, e := range ev.Items {
 		if e.Type != corev1.EventTypeWarning {
 			continue
 		}
 		msg := strings.ToLower(e.Message)
 		if (e.Reason == "Failed" || e.Reason == "BackOff") && (strings.Contains(msg, "pull") || strings.Contains(msg, "image")) {
-			pulls++
+			if t := eventTime(e); t.After(lastPull) {
+				lastPull = t
+			}
 			continue
 		}
-		t.Logf("pod %s/%s: earlier warning %s (x%d): %s (resolved: the container got as far as pulling its image)", p.Namespace, p.Name, e.Reason, e.Count, e.Message)
+		others = append(others, e)
 	}
-	if pulls == 0 {
+	if lastPull.IsZero() {
 		t.Errorf("pod %s/%s: no image pull failure event", p.Namespace, p.Name)
 	}
+	for _, e := range others {
+		if e.Reason == "FailedMount" && !lastPull.IsZero() && !eventTime(e).After(lastPull) {
+			t.Logf("pod %s/%s: warning %s before the image pull (resolved since): %s", p.Namespace, p.Name, e.Reason, e.Message)
+			continue
+		}
+		t.Errorf("pod %s/%s: warning %s: %s (only image pull failures are expected)", p.Namespace, p.Name, e.Reason, e.Message)
+	}
+}
+
+// eventTime is when an event last happened.
+func eventTime(e corev1.Event) time.Time {
+	if !e.LastTimestamp.IsZero() {
+		return e.LastTimestamp.Time
+	}
+	if !e.EventTime.IsZero() {
+		return e.EventTime.Time
+	}
+	return e.FirstTimestamp.Time
 }
 
 // checkNodes checks labels, taints and names of the nodes.
