@@ -5,7 +5,7 @@
 #
 #   1. scripts/host-setup.sh: the docker engine (and the runtime wrapper
 #      where the host needs it);
-#   2. the node and registry images built from source (`go tool mage
+#   2. the node and registry images built from source (`scripts/mage.sh
 #      image:node image:registry`; each skips when its image is up to date);
 #   3. go test ./test/e2e/... with KUBEVIRTCI_E2E=1.
 #
@@ -27,7 +27,7 @@ log "host set-up"
 scripts/host-setup.sh
 
 log "node and registry images (built from source, reused when up to date)"
-go tool mage image:node image:registry
+scripts/mage.sh image:node image:registry
 
 log "end-to-end tests"
 args=(-count=1 -timeout "${E2E_TIMEOUT:-60m}" -v)
