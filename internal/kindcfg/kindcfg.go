@@ -165,18 +165,3 @@ func ContainerdPatches(c *config.Config) []string {
 	}
 }
 
-// HostsToml is the content of <CertsDir>/<registryHost>/hosts.toml: pull
-// from registryHost (e.g. "registry:5000") over plain HTTP. The local
-// registry listens on the kind network without TLS.
-func HostsToml(registryHost string) string {
-	return fmt.Sprintf(`server = "http://%[1]s"
-
-[host."http://%[1]s"]
-  capabilities = ["pull", "resolve"]
-`, registryHost)
-}
-
-// HostsTomlPath is where HostsToml goes in a node.
-func HostsTomlPath(registryHost string) string {
-	return path.Join(CertsDir, registryHost, "hosts.toml")
-}

@@ -276,31 +276,6 @@ func TestContainerdPatches(t *testing.T) {
 	}
 }
 
-func TestHostsToml(t *testing.T) {
-	s := HostsToml("registry:5000")
-	want := `server = "http://registry:5000"
-
-[host."http://registry:5000"]
-  capabilities = ["pull", "resolve"]
-`
-	if s != want {
-		t.Fatalf("HostsToml:\n%s\nwant\n%s", s, want)
-	}
-	var h struct {
-		Server string
-		Host   map[string]struct{ Capabilities []string }
-	}
-	md, err := toml.Decode(s, &h)
-	if err != nil || len(md.Undecoded()) != 0 {
-		t.Fatalf("decode: %v, undecoded %v", err, md.Undecoded())
-	}
-	if h.Server != "http://registry:5000" || !reflect.DeepEqual(h.Host["http://registry:5000"].Capabilities, []string{"pull", "resolve"}) {
-		t.Errorf("decoded %+v", h)
-	}
-	if p := HostsTomlPath("registry:5000"); p != "/etc/containerd/certs.d/registry:5000/hosts.toml" {
-		t.Errorf("HostsTomlPath = %q", p)
-	}
-}
 
 func TestRenderErrors(t *testing.T) {
 	c := load(t)
