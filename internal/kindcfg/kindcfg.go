@@ -164,4 +164,3 @@ func ContainerdPatches(c *config.Config) []string {
 `,
 	}
 }
-

@@ -276,7 +276,6 @@ func TestContainerdPatches(t *testing.T) {
 	}
 }
 
-
 func TestRenderErrors(t *testing.T) {
 	c := load(t)
 	c.EtcdDataDir = "/var/lib/etcd"
