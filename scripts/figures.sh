@@ -21,7 +21,7 @@ log "node and registry images"
 build_log=$(mktemp)
 trap 'rm -f "$build_log"' EXIT
 t0=$SECONDS
-go tool mage image:node image:registry 2>&1 | tee "$build_log"
+scripts/mage.sh image:node image:registry 2>&1 | tee "$build_log"
 export FIGURES_IMAGE_ENSURE_SECONDS=$((SECONDS - t0))
 if [ "$(grep -c 'is up to date' "$build_log" || true)" -ge 2 ]; then
 	export FIGURES_IMAGE_ENSURE_KIND="both images up to date: the check only"
@@ -32,7 +32,7 @@ fi
 if [ "${FIGURES_SKIP_WARM_BUILD:-}" != 1 ]; then
 	log "rebuilding the node image with warm caches"
 	t0=$SECONDS
-	KUBEVIRTCI_IMAGE_FORCE=1 go tool mage image:node
+	KUBEVIRTCI_IMAGE_FORCE=1 scripts/mage.sh image:node
 	export FIGURES_NODE_WARM_SECONDS=$((SECONDS - t0))
 fi
 

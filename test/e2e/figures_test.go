@@ -327,7 +327,7 @@ func imageFigures(w func(string, ...any)) {
 		w("| `make images` in this run (%s) | %s s |", kind, s)
 	}
 	if s := os.Getenv(envNodeWarmSeconds); s != "" {
-		w("| node image rebuilt with every cache warm (`KUBEVIRTCI_IMAGE_FORCE=1 go tool mage image:node`) | %s s |", s)
+		w("| node image rebuilt with every cache warm (`KUBEVIRTCI_IMAGE_FORCE=1 scripts/mage.sh image:node`) | %s s |", s)
 	}
 	rows := imagesDocRows()
 	if len(rows) > 0 {

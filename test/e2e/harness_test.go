@@ -187,6 +187,9 @@ func (c *cluster) settings() string {
 func (c *cluster) start(target string, onLine func(string)) *proc {
 	c.t.Helper()
 	if target == "cluster-up" {
+		// Only a cluster this test creates is torn down by its cleanup:
+		// never one of the same name that something else runs.
+		requireNoCluster(c.t, c.name)
 		c.mu.Lock()
 		c.isDown = false
 		c.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,15 +53,62 @@ func TestMain(m *testing.M) {
 	skipReason = gate()
 	restore := func() {}
 	if skipReason == "" {
+		unlock, err := lockHost(50 * time.Minute)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			os.Exit(1)
+		}
+		defer unlock()
 		restore, err = prepareHost()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "e2e: preparing the host:", err)
+			unlock()
 			os.Exit(1)
 		}
 	}
 	code := m.Run()
 	restore()
-	os.Exit(code)
+	if code != 0 {
+		os.Exit(code)
+	}
+}
+
+// lockPath is the host-wide lock of the suite: runs use the same cluster
+// names (sriov, sriov2) and registry ports, so two runs on one host (say CI
+// and scripts/figures.sh) must not overlap.
+var lockPath = filepath.Join(os.TempDir(), "kubevirtci-e2e.lock")
+
+// lockHost takes the suite's host-wide lock, waiting (bounded) while
+// another run holds it.
+func lockHost(wait time.Duration) (unlock func(), err error) {
+	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(wait)
+	for said := false; ; {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", lockPath, err)
+		}
+		if time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("another end-to-end run still holds %s after %s", lockPath, wait)
+		}
+		if !said {
+			holder, _ := os.ReadFile(lockPath)
+			fmt.Fprintf(os.Stderr, "e2e: another end-to-end run holds %s (%s); waiting for it\n", lockPath, strings.TrimSpace(string(holder)))
+			said = true
+		}
+		time.Sleep(2 * time.Second)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(fmt.Sprintf("pid %d\n", os.Getpid())), 0)
+	return sync.OnceFunc(func() { f.Close() }), nil
 }
 
 // requireE2E skips the test unless the suite runs here, and fails it when
