@@ -74,7 +74,7 @@ func TestFigures(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var plainUp, plainDown, toolUp, toolDown, pfBack []time.Duration
+	var plainUp, plainDown, toolUp, toolDown, pfBack, returnStep []time.Duration
 	var steps []stepTime
 	for r := 1; r <= rounds; r++ {
 		t.Logf("round %d of %d", r, rounds)
@@ -90,14 +90,14 @@ func TestFigures(t *testing.T) {
 		if r == 1 {
 			steps = parseSteps(p.output())
 		}
-		back, total := timedDown(t, c, pfs)
-		pfBack, toolDown = append(pfBack, back), append(toolDown, total)
+		back, total, step := timedDown(t, c, pfs)
+		pfBack, toolDown, returnStep = append(pfBack, back), append(toolDown, total), append(returnStep, step)
 		pfs.checkBack(t)
 	}
 
 	doc := renderFigures(figureData{
 		rounds: rounds, plainUp: median(plainUp), plainDown: median(plainDown),
-		toolUp: median(toolUp), toolDown: median(toolDown), pfBack: median(pfBack), steps: steps,
+		toolUp: median(toolUp), toolDown: median(toolDown), pfBack: median(pfBack), returnStep: median(returnStep), steps: steps,
 	})
 	if err := os.WriteFile(out, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
@@ -202,8 +202,9 @@ func condTrue(cs []corev1.NodeCondition) bool {
 
 // timedDown runs `make cluster-down` and measures, besides its duration,
 // when every PF is back on the host with its original state (polled every
-// 10ms while cluster-down runs).
-func timedDown(t *testing.T, c *cluster, pfs *pfSet) (back, total time.Duration) {
+// 10ms while cluster-down runs), and reads the duration of the tool's
+// return step from its output (-1 when it is not there).
+func timedDown(t *testing.T, c *cluster, pfs *pfSet) (back, total, step time.Duration) {
 	t.Helper()
 	p := c.start("cluster-down", nil)
 	backCh := make(chan time.Duration, 1)
@@ -228,7 +229,15 @@ func timedDown(t *testing.T, c *cluster, pfs *pfSet) (back, total time.Duration)
 	if back < 0 {
 		t.Fatalf("cluster-down ended (after %s) before every PF was seen back", total)
 	}
-	return back, total
+	step = -1
+	for _, s := range parseSteps(p.output()) {
+		if strings.HasPrefix(s.name, "Returning SR-IOV PFs") {
+			if d, err := time.ParseDuration(s.took); err == nil {
+				step = d
+			}
+		}
+	}
+	return back, total, step
 }
 
 type stepTime struct {
@@ -259,7 +268,7 @@ func median(d []time.Duration) time.Duration {
 type figureData struct {
 	rounds                               int
 	plainUp, plainDown, toolUp, toolDown time.Duration
-	pfBack                               time.Duration
+	pfBack, returnStep                   time.Duration
 	steps                                []stepTime
 }
 
@@ -300,6 +309,9 @@ func renderFigures(f figureData) string {
 	w("| | time |")
 	w("| --- | ---: |")
 	w("| `make cluster-down`: from its start until every PF is back on the host (original name, MAC, MTU, state) | %s |", secs(f.pfBack))
+	if f.returnStep >= 0 {
+		w("| of which the tool's step \"Returning SR-IOV PFs to the host\" (the rest is make, mage and the tool starting, and the host check) | %s |", secs(f.returnStep))
+	}
 	w("| `make cluster-down`: until it returns (PFs, nodes, registry, files) | %s |", secs(f.toolDown))
 	w("| plain kind: deleting the 3-node cluster | %s |", secs(f.plainDown))
 	w("")
