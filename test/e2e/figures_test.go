@@ -95,7 +95,7 @@ func TestFigures(t *testing.T) {
 		pfs.checkBack(t)
 	}
 
-	doc := renderFigures(figureData{
+	doc := renderFigures(keptSection(out), figureData{
 		rounds: rounds, plainUp: median(plainUp), plainDown: median(plainDown),
 		toolUp: median(toolUp), toolDown: median(toolDown), pfBack: median(pfBack), returnStep: median(returnStep), steps: steps,
 	})
@@ -274,7 +274,24 @@ type figureData struct {
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
 
-func renderFigures(f figureData) string {
+// ciHeading starts the last section of the figures document: the CI run's
+// time, which .ci/run reports and people copy in. It is kept as it is when
+// the document is written again.
+const ciHeading = "## The whole CI run"
+
+// keptSection is the CI section of the existing document, or "".
+func keptSection(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	if i := strings.Index(string(b), ciHeading); i >= 0 {
+		return string(b[i:])
+	}
+	return ""
+}
+
+func renderFigures(kept string, f figureData) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	w("# Figures")
@@ -322,7 +339,11 @@ func renderFigures(f figureData) string {
 	w("")
 	imageFigures(w)
 	w("")
-	w("## The whole CI run")
+	if kept != "" {
+		b.WriteString(kept)
+		return b.String()
+	}
+	w("%s", ciHeading)
 	w("")
 	w("`.ci/run` reports its own duration (unit, integration and end-to-end tests, images included).")
 	return b.String()
