@@ -2,21 +2,26 @@ package imagesync
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // containerdAddress is a containerd socket to pull with: CONTAINERD_ADDRESS,
-// else the usual places (the system's, docker's own).
+// else the usual places (the system's, docker's own). A socket file whose
+// daemon has gone (left behind by a dockerd that was killed) is not one.
 func containerdAddress() string {
 	if a := os.Getenv("CONTAINERD_ADDRESS"); a != "" {
 		return a
 	}
 	for _, a := range []string{"/run/containerd/containerd.sock", "/var/run/docker/containerd/containerd.sock"} {
-		if _, err := os.Stat(a); err == nil {
+		c, err := net.DialTimeout("unix", a, time.Second)
+		if err == nil {
+			c.Close()
 			return a
 		}
 	}
