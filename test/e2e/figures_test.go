@@ -221,9 +221,7 @@ func timedDown(t *testing.T, c *cluster, pfs *pfSet) (back, total, step time.Dur
 	if err := p.wait(downTimeout); err != nil {
 		t.Fatalf("make cluster-down: %v", err)
 	}
-	c.mu.Lock()
-	c.isDown = true
-	c.mu.Unlock()
+	c.markDown()
 	total = p.duration()
 	back = <-backCh
 	if back < 0 {

@@ -146,7 +146,11 @@ func (c *cluster) hostPort() int {
 }
 
 // environ is the environment of the tool for this cluster.
-func (c *cluster) environ() []string {
+func (c *cluster) environ() []string { return environFor(c.env) }
+
+// environFor is the suite's environment without any of the tool's settings,
+// plus the given ones.
+func environFor(settings map[string]string) []string {
 	drop := map[string]bool{}
 	for _, k := range toolSettings {
 		drop[k] = true
@@ -158,13 +162,13 @@ func (c *cluster) environ() []string {
 			env = append(env, kv)
 		}
 	}
-	keys := make([]string, 0, len(c.env))
-	for k := range c.env {
+	keys := make([]string, 0, len(settings))
+	for k := range settings {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		env = append(env, k+"="+c.env[k])
+		env = append(env, k+"="+settings[k])
 	}
 	return env
 }
@@ -190,6 +194,9 @@ func (c *cluster) start(target string, onLine func(string)) *proc {
 		// Only a cluster this test creates is torn down by its cleanup:
 		// never one of the same name that something else runs.
 		requireNoCluster(c.t, c.name)
+		if err := c.recordUp(); err != nil {
+			c.t.Fatalf("recording cluster %s for a later run's recovery: %v", c.name, err)
+		}
 		c.mu.Lock()
 		c.isDown = false
 		c.mu.Unlock()
@@ -204,9 +211,7 @@ func (c *cluster) run(target string, timeout time.Duration) (string, time.Durati
 	p := c.start(target, nil)
 	err := p.wait(timeout)
 	if target == "cluster-down" && err == nil {
-		c.mu.Lock()
-		c.isDown = true
-		c.mu.Unlock()
+		c.markDown()
 	}
 	return p.output(), p.duration(), err
 }
@@ -261,6 +266,7 @@ func (c *cluster) forceRemove() {
 	}
 	_ = os.RemoveAll(c.cfgPath)
 	_ = os.Remove(c.ledgerPath())
+	_ = os.Remove(recordPath(c.name))
 }
 
 // kubectl runs cluster-up/kubectl.sh as the README shows it.

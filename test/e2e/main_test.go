@@ -59,6 +59,15 @@ func TestMain(m *testing.M) {
 			os.Exit(1)
 		}
 		defer unlock()
+		did, err := recoverLeftovers()
+		for _, d := range did {
+			fmt.Fprintln(os.Stderr, "e2e:", d)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: cleaning up after an earlier run:", err)
+			unlock()
+			os.Exit(1)
+		}
 		restore, err = prepareHost()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "e2e: preparing the host:", err)
@@ -168,6 +177,13 @@ func prepareHost() (restore func(), err error) {
 		if err := os.Chmod(dev, 0o600); err != nil {
 			return nil, err
 		}
+		// Should this run be killed, the next one removes the device.
+		if err := os.MkdirAll(leftoversDir, 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(vfioMarker, nil, 0o644); err != nil {
+			return nil, err
+		}
 		fmt.Fprintf(os.Stderr, "e2e: created %s (c 10 196); it is removed at the end\n", dev)
 	}
 	return func() {
@@ -176,6 +192,7 @@ func prepareHost() (restore func(), err error) {
 				fmt.Fprintf(os.Stderr, "e2e: removing %s: %v\n", created[i], err)
 			}
 		}
+		_ = os.Remove(vfioMarker)
 	}, nil
 }
 

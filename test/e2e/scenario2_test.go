@@ -83,9 +83,7 @@ func both(t *testing.T, target string, a, b *cluster) {
 		}
 		t.Logf("%s: make %s took %s (both started at once)", c.name, target, durs[i].Round(time.Second))
 		if target == "cluster-down" {
-			c.mu.Lock()
-			c.isDown = true
-			c.mu.Unlock()
+			c.markDown()
 		}
 	}
 	if t.Failed() {
