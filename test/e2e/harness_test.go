@@ -257,12 +257,8 @@ func (c *cluster) cleanup() {
 
 // forceRemove removes the cluster's containers and files without the tool.
 func (c *cluster) forceRemove() {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	ids, _ := docker(ctx, "ps", "-aq", "--filter", "label=io.x-k8s.kind.cluster="+c.name)
-	args := append([]string{"rm", "-f", "-v", c.registry()}, strings.Fields(ids)...)
-	if out, err := docker(ctx, args...); err != nil {
-		c.t.Logf("cleanup: docker rm: %v: %s", err, out)
+	if err := removeContainers(c.name); err != nil {
+		c.t.Logf("cleanup: %v", err)
 	}
 	_ = os.RemoveAll(c.cfgPath)
 	_ = os.Remove(c.ledgerPath())

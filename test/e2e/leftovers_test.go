@@ -137,11 +137,17 @@ func tearDownRecorded(r clusterRecord) error {
 		return nil
 	}
 	fmt.Fprintf(os.Stderr, "e2e: make cluster-down of the leftover cluster %s failed (%v); removing its containers by force\n%s\n", r.Name, err, tail(string(out), 20))
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel2()
-	ids, _ := docker(ctx2, "ps", "-aq", "--filter", "label=io.x-k8s.kind.cluster="+r.Name)
-	args := append([]string{"rm", "-f", "-v", r.Name + "-registry"}, strings.Fields(ids)...)
-	if out, err := docker(ctx2, args...); err != nil && !strings.Contains(out, "No such container") {
+	return removeContainers(r.Name)
+}
+
+// removeContainers removes a cluster's node containers and its registry by
+// force; containers that are already gone are no error.
+func removeContainers(cluster string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ids, _ := docker(ctx, "ps", "-aq", "--filter", "label=io.x-k8s.kind.cluster="+cluster)
+	args := append([]string{"rm", "-f", "-v", cluster + "-registry"}, strings.Fields(ids)...)
+	if out, err := docker(ctx, args...); err != nil && !strings.Contains(out, "No such container") {
 		return fmt.Errorf("docker rm: %v: %s", err, out)
 	}
 	return nil
