@@ -88,8 +88,12 @@ func (m *Manager) Check(ctx context.Context, workers []string) (*Plan, error) {
 	plan, err := allocate(found, m.opts, held, workers)
 	if err != nil {
 		if len(uplinks) > 0 {
-			err = fmt.Errorf("%w; not counted: %s, which carr%s the host's default route (moving it would cut the host off the network)",
-				err, names(uplinks), map[bool]string{true: "ies", false: "y"}[len(uplinks) == 1])
+			verb := "carry"
+			if len(uplinks) == 1 {
+				verb = "carries"
+			}
+			err = fmt.Errorf("%w; not counted: %s, which %s the host's default route (moving it would cut the host off the network)",
+				err, names(uplinks), verb)
 		}
 		errs = append(errs, err)
 	} else {

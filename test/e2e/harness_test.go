@@ -257,7 +257,7 @@ func (c *cluster) cleanup() {
 
 // forceRemove removes the cluster's containers and files without the tool.
 func (c *cluster) forceRemove() {
-	if err := removeContainers(c.name); err != nil {
+	if _, err := removeContainers(c.name); err != nil {
 		c.t.Logf("cleanup: %v", err)
 	}
 	_ = os.RemoveAll(c.cfgPath)
@@ -430,13 +430,7 @@ func (p *proc) output() string {
 }
 
 // tail is the last n lines of the output.
-func (p *proc) tail(n int) string {
-	lines := strings.Split(strings.TrimRight(p.output(), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func (p *proc) tail(n int) string { return tail(p.output(), n) }
 
 // docker runs the docker CLI and returns its trimmed combined output.
 func docker(ctx context.Context, args ...string) (string, error) {

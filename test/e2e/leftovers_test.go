@@ -79,12 +79,9 @@ func recoverLeftovers() ([]string, error) {
 		_ = os.Remove(vfioMarker)
 	}
 	// The figures' plain kind cluster has a name of the suite's own.
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	if ids, _ := docker(ctx, "ps", "-aq", "--filter", "label=io.x-k8s.kind.cluster="+plainClusterName); ids != "" {
-		if out, err := docker(ctx, append([]string{"rm", "-f", "-v"}, strings.Fields(ids)...)...); err != nil {
-			return did, fmt.Errorf("removing the kind cluster %s an earlier run left: %v: %s", plainClusterName, err, out)
-		}
+	if n, err := removeContainers(plainClusterName); err != nil {
+		return did, fmt.Errorf("removing the kind cluster %s an earlier run left: %w", plainClusterName, err)
+	} else if n > 0 {
 		did = append(did, "removed the kind cluster "+plainClusterName+" that an earlier run left")
 	}
 	files, _ := filepath.Glob(filepath.Join(leftoversDir, "*.json"))
@@ -137,20 +134,23 @@ func tearDownRecorded(r clusterRecord) error {
 		return nil
 	}
 	fmt.Fprintf(os.Stderr, "e2e: make cluster-down of the leftover cluster %s failed (%v); removing its containers by force\n%s\n", r.Name, err, tail(string(out), 20))
-	return removeContainers(r.Name)
+	_, err = removeContainers(r.Name)
+	return err
 }
 
 // removeContainers removes a cluster's node containers and its registry by
-// force; containers that are already gone are no error.
-func removeContainers(cluster string) error {
+// force and says how many node containers there were; containers that are
+// already gone are no error.
+func removeContainers(cluster string) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	ids, _ := docker(ctx, "ps", "-aq", "--filter", "label=io.x-k8s.kind.cluster="+cluster)
-	args := append([]string{"rm", "-f", "-v", cluster + "-registry"}, strings.Fields(ids)...)
+	nodes := strings.Fields(ids)
+	args := append([]string{"rm", "-f", "-v", cluster + "-registry"}, nodes...)
 	if out, err := docker(ctx, args...); err != nil && !strings.Contains(out, "No such container") {
-		return fmt.Errorf("docker rm: %v: %s", err, out)
+		return len(nodes), fmt.Errorf("docker rm: %v: %s", err, out)
 	}
-	return nil
+	return len(nodes), nil
 }
 
 func tail(s string, n int) string {

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -58,20 +57,18 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "e2e:", err)
 			os.Exit(1)
 		}
-		defer unlock()
+		defer unlock() // os.Exit releases it too: the lock is an flock of this process
 		did, err := recoverLeftovers()
 		for _, d := range did {
 			fmt.Fprintln(os.Stderr, "e2e:", d)
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "e2e: cleaning up after an earlier run:", err)
-			unlock()
 			os.Exit(1)
 		}
 		restore, err = prepareHost()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "e2e: preparing the host:", err)
-			unlock()
 			os.Exit(1)
 		}
 	}
@@ -117,7 +114,7 @@ func lockHost(wait time.Duration) (unlock func(), err error) {
 	}
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte(fmt.Sprintf("pid %d\n", os.Getpid())), 0)
-	return sync.OnceFunc(func() { f.Close() }), nil
+	return func() { f.Close() }, nil
 }
 
 // requireE2E skips the test unless the suite runs here, and fails it when
