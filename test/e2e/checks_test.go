@@ -185,10 +185,12 @@ func checkOnlyPullEvents(t *testing.T, c *cluster, p corev1.Pod) {
 		t.Errorf("events of %s: %v", p.Name, err)
 		return
 	}
-	// The kubelet pulls a pod's images only once its volumes are mounted, so
-	// a FailedMount warning (such as "failed to sync configmap cache" on a
-	// busy node) from before the last pull failure was resolved; one after
-	// it, or any other warning, is a real problem.
+	// The kubelet pulls a pod's images only once its volumes are mounted and
+	// its sandbox exists, so a FailedMount warning (such as "failed to sync
+	// configmap cache" on a busy node) or a FailedCreatePodSandBox one (such
+	// as flannel's subnet.env not written yet on a node that just joined)
+	// from before the last pull failure was resolved, by the kubelet's own
+	// retry; one after it, or any other warning, is a real problem.
 	var lastPull time.Time
 	var others []corev1.Event
 	for _, e := range ev.Items {
@@ -208,7 +210,7 @@ func checkOnlyPullEvents(t *testing.T, c *cluster, p corev1.Pod) {
 		t.Errorf("pod %s/%s: no image pull failure event", p.Namespace, p.Name)
 	}
 	for _, e := range others {
-		if e.Reason == "FailedMount" && !lastPull.IsZero() && !eventTime(e).After(lastPull) {
+		if (e.Reason == "FailedMount" || e.Reason == "FailedCreatePodSandBox") && !lastPull.IsZero() && !eventTime(e).After(lastPull) {
 			t.Logf("pod %s/%s: warning %s before the image pull (resolved since): %s", p.Namespace, p.Name, e.Reason, e.Message)
 			continue
 		}
