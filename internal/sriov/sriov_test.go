@@ -807,6 +807,28 @@ func TestReturnAfterCrashDuringReturn(t *testing.T) {
 	checkAllHome(t, e, fourPFs[:2])
 }
 
+// TestReturnNumVFsUnreadable: cluster-up was killed in the middle of a
+// write to sriov_numvfs on a sysfs where writing truncates first (a
+// simulated one), leaving the file empty. The return still restores the
+// original VF count.
+func TestReturnNumVFsUnreadable(t *testing.T) {
+	e := newEnv(t, fourPFs[:2], Options{PFCountPerNode: 1, VFCount: 2}, sriovsim.Options{}, "w1", "w2")
+	if _, err := e.m.Up(context.Background(), e.nodes, []string{"w1", "w2"}); err != nil {
+		t.Fatal(err)
+	}
+	numvfs := filepath.Join(e.m.sys.pciDevice(fourPFs[0].pci), "sriov_numvfs")
+	if n, err := e.m.sys.readInt(numvfs); err != nil || n != 2 {
+		t.Fatalf("after Up, %s = %d (%v), want 2", numvfs, n, err)
+	}
+	if err := os.WriteFile(numvfs, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Return(context.Background(), e.nodes); err != nil {
+		t.Fatal(err)
+	}
+	checkAllHome(t, e, fourPFs[:2])
+}
+
 // TestUpNodeDiesMidway: a node container stops while Up runs. Up notices
 // at the end, and rolls back through the namespace it still holds open.
 func TestUpNodeDiesMidway(t *testing.T) {

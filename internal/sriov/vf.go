@@ -191,9 +191,13 @@ func (m *Manager) resetVFs(ctx context.Context, p *LedgerPF) error {
 	if _, err := os.Stat(dev); err != nil {
 		return fmt.Errorf("PCI device %s is not under %s: %w", p.PCI, m.sys.path("bus", "pci", "devices"), err)
 	}
-	cur, err := m.sys.readInt(filepath.Join(dev, "sriov_numvfs"))
-	if err != nil {
-		return err
+	// The current count only tells whether anything needs doing. One that
+	// cannot be read (a write cut short by a kill, on a simulated sysfs
+	// where writing truncates first) is no reason to keep the PF: writing 0
+	// and then the original count restores it either way.
+	cur, curErr := m.sys.readInt(filepath.Join(dev, "sriov_numvfs"))
+	if curErr != nil {
+		m.debugf("%s (%s): %v; restoring its VF count anyway", p.Name, p.PCI, curErr)
 	}
 	autoprobe := filepath.Join(dev, "sriov_drivers_autoprobe")
 	restoreAutoprobe := func() error {
@@ -207,7 +211,7 @@ func (m *Manager) resetVFs(ctx context.Context, p *LedgerPF) error {
 	}
 	// Untouched unless the PF got past "planned" (VFs are only changed after
 	// the ledger says "moved") or the count differs anyway.
-	if p.State == StatePlanned && cur == p.NumVFs {
+	if p.State == StatePlanned && curErr == nil && cur == p.NumVFs {
 		return restoreAutoprobe()
 	}
 	if err := m.setNumVFs(ctx, p.PCI, p.NumVFs, restoreAutoprobe); err != nil {
