@@ -134,27 +134,53 @@ func LabelNodes(ctx context.Context, c kubernetes.Interface, nodes []string, key
 
 // RemoveNoScheduleTaints removes the master and control-plane NoSchedule
 // taints from a node, keeping every other taint.
+//
+// The patch tests that the taints are still those it read, so that a taint
+// someone else added since is never overwritten. On a young cluster the
+// node lifecycle controller changes taints at any moment (it lifts
+// node.kubernetes.io/not-ready shortly after a node turns Ready): when the
+// patch fails and the node's taints are no longer those it was built from,
+// the node is read again and the patch retried.
 func RemoveNoScheduleTaints(ctx context.Context, c kubernetes.Interface, n *corev1.Node) error {
+	const attempts = 5
+	for i := 1; ; i++ {
+		orig, _ := json.Marshal(n.Spec.Taints)
+		err := removeNoScheduleTaints(ctx, c, n.Name, n.Spec.Taints, orig)
+		if err == nil || i == attempts {
+			if err != nil {
+				err = fmt.Errorf("%w (the node's taints kept changing; tried %d times)", err, attempts)
+			}
+			return err
+		}
+		fresh, gerr := c.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+		if gerr != nil {
+			return err
+		}
+		if now, _ := json.Marshal(fresh.Spec.Taints); string(now) == string(orig) {
+			return err // not a race: the taints are as read
+		}
+		n = fresh
+	}
+}
+
+func removeNoScheduleTaints(ctx context.Context, c kubernetes.Interface, node string, taints []corev1.Taint, orig []byte) error {
 	var keep []corev1.Taint
-	for _, t := range n.Spec.Taints {
+	for _, t := range taints {
 		if t.Effect == corev1.TaintEffectNoSchedule && (t.Key == MasterLabel || t.Key == ControlPlaneLabel) {
 			continue
 		}
 		keep = append(keep, t)
 	}
-	if len(keep) == len(n.Spec.Taints) {
+	if len(keep) == len(taints) {
 		return nil
 	}
 	if keep == nil {
 		keep = []corev1.Taint{}
 	}
-	// A JSON patch with a test op keeps us from overwriting a taint that
-	// someone else added since we read the node.
-	orig, _ := json.Marshal(n.Spec.Taints)
 	repl, _ := json.Marshal(keep)
 	patch := fmt.Sprintf(`[{"op":"test","path":"/spec/taints","value":%s},{"op":"replace","path":"/spec/taints","value":%s}]`, orig, repl)
-	if _, err := c.CoreV1().Nodes().Patch(ctx, n.Name, types.JSONPatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-		return fmt.Errorf("removing NoSchedule taints from node %s: %w", n.Name, err)
+	if _, err := c.CoreV1().Nodes().Patch(ctx, node, types.JSONPatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("removing NoSchedule taints from node %s: %w", node, err)
 	}
 	return nil
 }
