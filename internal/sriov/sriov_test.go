@@ -845,6 +845,28 @@ func TestUpNodeDiesMidway(t *testing.T) {
 	checkAllHome(t, e, fourPFs)
 }
 
+// TestUpInterruptedAtTheEnd: Ctrl-C once every PF is configured (the
+// container CLI dies with the tool, so the node check cannot run). Up
+// reports the interruption, not a stopped node, and rolls back.
+func TestUpInterruptedAtTheEnd(t *testing.T) {
+	e := newEnv(t, fourPFs[:2], Options{PFCountPerNode: 1, VFCount: 2}, sriovsim.Options{}, "w1", "w2")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	configured := 0
+	e.m.hook = func(p string) {
+		if strings.HasPrefix(p, "configured:") {
+			if configured++; configured == 2 {
+				cancel()
+			}
+		}
+	}
+	_, err := e.m.Up(ctx, e.nodes, []string{"w1", "w2"})
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "interrupted") || strings.Contains(err.Error(), "stopped") || !strings.Contains(err.Error(), "rolled back") {
+		t.Fatalf("want an interruption (context.Canceled) that was rolled back, got %v", err)
+	}
+	checkAllHome(t, e, fourPFs[:2])
+}
+
 func TestContainerNodes(t *testing.T) {
 	f := (&cmdrun.Fake{}).
 		On("4242\n", nil, "podman", "inspect", "--format", "{{.State.Pid}}", "sriov-worker").

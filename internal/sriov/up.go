@@ -147,6 +147,10 @@ func (m *Manager) lend(ctx context.Context, host netNamespace, nodeNS map[string
 func (m *Manager) checkNodes(ctx context.Context, nodes Nodes, nodeNS map[string]netNamespace) error {
 	for w, used := range nodeNS {
 		pid, err := nodes.PID(ctx, w)
+		if cerr := ctx.Err(); cerr != nil {
+			// The container CLI was stopped with us: not a node failure.
+			return fmt.Errorf("interrupted while checking node %s: %w", w, cerr)
+		}
 		if err == nil && pid <= 0 {
 			err = errors.New("container is not running")
 		}
