@@ -34,7 +34,16 @@ args=(-count=1 -timeout "${E2E_TIMEOUT:-60m}" -v)
 if [ -n "${E2E_RUN:-}" ]; then
 	args+=(-run "$E2E_RUN")
 fi
-rc=0
-KUBEVIRTCI_E2E=1 go test "${args[@]}" ./test/e2e/... || rc=$?
+# The whole log is kept; on failure the failing tests' own lines are
+# printed again at the end, where a reader of a long CI log looks first.
+out=${TMPDIR:-/tmp}/kubevirtci-e2e.log
+set +e
+KUBEVIRTCI_E2E=1 go test "${args[@]}" ./test/e2e/... 2>&1 | tee "$out"
+rc=${PIPESTATUS[0]}
+set -e
+if [ "$rc" != 0 ]; then
+	log "what the failing tests said (without the tools' streamed output, except its failures; whole log: $out):"
+	scripts/e2e-failures.awk "$out" >&2 || true
+fi
 log "finished in $(( $(date +%s) - start ))s (exit $rc)"
 exit $rc

@@ -37,8 +37,9 @@ func TestScenarioThree(t *testing.T) {
 			t.Logf("%s: make cluster-up   (%s)", c.name, c.settings())
 			p := c.start("cluster-up", nil)
 			if err := waitLedgerState(c, p, len(pfs.names), tc.when); err != nil {
-				_ = p.wait(upTimeout)
-				t.Fatal(err)
+				// p.wait's error carries the tail of cluster-up's output:
+				// why it ended early.
+				t.Fatalf("%v\n%v", err, p.wait(upTimeout))
 			}
 			t.Logf("every PF is %s or further: sending %v to cluster-up's process group", tc.when, tc.sig)
 			if err := p.signal(tc.sig); err != nil {
