@@ -144,26 +144,29 @@ func LabelNodes(ctx context.Context, c kubernetes.Interface, nodes []string, key
 func RemoveNoScheduleTaints(ctx context.Context, c kubernetes.Interface, n *corev1.Node) error {
 	const attempts = 5
 	for i := 1; ; i++ {
-		orig, _ := json.Marshal(n.Spec.Taints)
-		err := removeNoScheduleTaints(ctx, c, n.Name, n.Spec.Taints, orig)
-		if err == nil || i == attempts {
-			if err != nil {
-				err = fmt.Errorf("%w (the node's taints kept changing; tried %d times)", err, attempts)
-			}
-			return err
+		err := removeNoScheduleTaints(ctx, c, n.Name, n.Spec.Taints)
+		if err == nil {
+			return nil
+		}
+		if i == attempts {
+			return fmt.Errorf("%w (the node's taints kept changing; tried %d times)", err, attempts)
 		}
 		fresh, gerr := c.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
-		if gerr != nil {
-			return err
-		}
-		if now, _ := json.Marshal(fresh.Spec.Taints); string(now) == string(orig) {
-			return err // not a race: the taints are as read
+		if gerr != nil || taintsJSON(fresh.Spec.Taints) == taintsJSON(n.Spec.Taints) {
+			return err // not a race: the taints are as read (or cannot be read)
 		}
 		n = fresh
 	}
 }
 
-func removeNoScheduleTaints(ctx context.Context, c kubernetes.Interface, node string, taints []corev1.Taint, orig []byte) error {
+func taintsJSON(t []corev1.Taint) string {
+	b, _ := json.Marshal(t)
+	return string(b)
+}
+
+// removeNoScheduleTaints patches the node's taints from taints (as read) to
+// taints without the master and control-plane NoSchedule ones.
+func removeNoScheduleTaints(ctx context.Context, c kubernetes.Interface, node string, taints []corev1.Taint) error {
 	var keep []corev1.Taint
 	for _, t := range taints {
 		if t.Effect == corev1.TaintEffectNoSchedule && (t.Key == MasterLabel || t.Key == ControlPlaneLabel) {
@@ -177,8 +180,7 @@ func removeNoScheduleTaints(ctx context.Context, c kubernetes.Interface, node st
 	if keep == nil {
 		keep = []corev1.Taint{}
 	}
-	repl, _ := json.Marshal(keep)
-	patch := fmt.Sprintf(`[{"op":"test","path":"/spec/taints","value":%s},{"op":"replace","path":"/spec/taints","value":%s}]`, orig, repl)
+	patch := fmt.Sprintf(`[{"op":"test","path":"/spec/taints","value":%s},{"op":"replace","path":"/spec/taints","value":%s}]`, taintsJSON(taints), taintsJSON(keep))
 	if _, err := c.CoreV1().Nodes().Patch(ctx, node, types.JSONPatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		return fmt.Errorf("removing NoSchedule taints from node %s: %w", node, err)
 	}

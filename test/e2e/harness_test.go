@@ -133,7 +133,7 @@ func (c *cluster) workers() []string {
 }
 
 func (c *cluster) nodeNames() []string { return append([]string{c.controlPlane()}, c.workers()...) }
-func (c *cluster) registry() string    { return c.name + "-registry" }
+func (c *cluster) registry() string    { return registryName(c.name) }
 func (c *cluster) stateFolder() string { return filepath.Join(c.cfgPath, provider) }
 func (c *cluster) kubeconfig() string  { return filepath.Join(c.stateFolder(), ".kubeconfig") }
 func (c *cluster) ledgerPath() string  { return filepath.Join(c.stateDir, c.name+".json") }
@@ -464,7 +464,7 @@ func requireNoCluster(t *testing.T, names ...string) {
 		if out != "" {
 			t.Fatalf("a kind cluster named %s already exists on this host (%s); remove it first (CLUSTER_NAME=%s make cluster-down)", n, strings.ReplaceAll(out, "\n", ", "), n)
 		}
-		if out, err := docker(context.Background(), "inspect", "--format", "{{.Name}}", n+"-registry"); err == nil {
+		if out, err := docker(context.Background(), "inspect", "--format", "{{.Name}}", registryName(n)); err == nil {
 			t.Fatalf("a container %s already exists on this host; remove it first", out)
 		}
 		port := config.SecondRegistryPort

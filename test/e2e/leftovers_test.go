@@ -146,12 +146,15 @@ func removeContainers(cluster string) (int, error) {
 	defer cancel()
 	ids, _ := docker(ctx, "ps", "-aq", "--filter", "label=io.x-k8s.kind.cluster="+cluster)
 	nodes := strings.Fields(ids)
-	args := append([]string{"rm", "-f", "-v", cluster + "-registry"}, nodes...)
+	args := append([]string{"rm", "-f", "-v", registryName(cluster)}, nodes...)
 	if out, err := docker(ctx, args...); err != nil && !strings.Contains(out, "No such container") {
 		return len(nodes), fmt.Errorf("docker rm: %v: %s", err, out)
 	}
 	return len(nodes), nil
 }
+
+// registryName is the name of a cluster's registry container.
+func registryName(cluster string) string { return cluster + "-registry" }
 
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
