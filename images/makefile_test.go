@@ -12,7 +12,7 @@ func TestMakefileNamesTheseImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, img := range []string{NodeImage, RegistryImage} {
+	for _, img := range []string{NodeImage, RegistryImage, Multus.Image(), SRIOVCNI.Image(), SRIOVDevicePlugin.Image()} {
 		if !strings.Contains(string(b), img) {
 			t.Errorf("Makefile does not name %s (images/versions.go changed?)", img)
 		}

@@ -57,6 +57,48 @@ const (
 	DebianMirror = "http://deb.debian.org/debian"
 )
 
+// The SR-IOV components the provider deploys, built from the source
+// archives of their tags (`git archive --prefix=<project>-<tag>/`, gzip):
+// their modules are not all served by the Go module proxy, so the archives
+// are build inputs, found in a folder (the setting KUBEVIRTCI_UPSTREAM_DIR)
+// and checked against these sha256 sums before use.
+var (
+	Multus = UpstreamSource{
+		Project: "multus-cni", Tag: "v3.8", Commit: "efdc0a5c7d1ea4bb236d638403420448b48782b3",
+		SHA256: "b491674c1117f49729cc2d1cdddc14b930e02903792af50533df38970f003c49",
+	}
+	SRIOVCNI = UpstreamSource{
+		Project: "sriov-cni", Tag: "v2.7.0", Commit: "011ae68decda53a148c053aaba62afef037e7a03",
+		SHA256: "3d9e28a1d2f9fd74229811ac5a031cf7c024bf90c0bf42bcfb0b1e06914e472d",
+	}
+	SRIOVDevicePlugin = UpstreamSource{
+		Project: "sriov-network-device-plugin", Tag: "v3.4.0", Commit: "7488066fa720cb32ae77dd412fa84088f3ebac10",
+		SHA256: "077fb9201bd33f81fce8f3800c0c94c3d79b242c0015b9353f5d755272a06db6",
+	}
+)
+
+// UpstreamSource is one component's source archive.
+type UpstreamSource struct {
+	Project string // the repository's name under github.com/k8snetworkplumbingwg
+	Tag     string
+	Commit  string // the tag's commit (recorded in the image's labels)
+	SHA256  string // of the archive file
+}
+
+// Archive is the archive's file name: <project>-<tag>.tar.gz.
+func (u UpstreamSource) Archive() string { return u.Project + "-" + u.Tag + ".tar.gz" }
+
+// Image is the name of the image built from it:
+// localhost/kubevirtci-<project>:<tag>-src.
+func (u UpstreamSource) Image() string {
+	return "localhost/kubevirtci-" + u.Project + ":" + u.Tag + "-src"
+}
+
+// ComponentPackages are the Debian packages of the components' shared base
+// layer: multus's entrypoint is bash and runs python (as `python`), the
+// device plugin reads PCI names from pci.ids.
+var ComponentPackages = []string{"python3", "python-is-python3", "pci.ids"}
+
 // Final image names. They say what they are: built here, from source.
 const (
 	NodeImage     = "localhost/kindest-node:" + Kubernetes + "-src"

@@ -42,6 +42,9 @@ func (Image) Node() error { return tool("image-node") }
 // Registry builds the local registry image from source.
 func (Image) Registry() error { return tool("image-registry") }
 
+// Components builds the multus, sriov-cni and SR-IOV device plugin images from their source archives (KUBEVIRTCI_UPSTREAM_DIR).
+func (Image) Components() error { return tool("image-components") }
+
 // Test runs the unit tests (no root, no docker).
 func Test() error { return sh.RunV("go", "test", "-short", "./...") }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"strings"
 
 	"github.com/kubevirt/kubevirtci-go/internal/nodeimage"
 )
@@ -34,6 +35,20 @@ func init() {
 				return err
 			}
 			env.Log.Infof("registry image: %s (use it with REGISTRY_IMAGE=%s)", ref, ref)
+			return nil
+		},
+	})
+	register(command{
+		Name:     "image-components",
+		NoConfig: true,
+		Help: "build the multus, sriov-cni and SR-IOV device plugin images from their source archives into the container engine; " +
+			"env: " + nodeimage.EnvUpstreamDir + " (the archives' folder, default " + nodeimage.DefaultUpstreamDir + " beside the checkout)",
+		Run: func(ctx context.Context, env *Env) error {
+			refs, err := nodeimage.BuildComponents(ctx, imageOptions(env))
+			if err != nil {
+				return err
+			}
+			env.Log.Infof("component images: %s (use them with MULTUS_IMAGE, SRIOV_CNI_IMAGE, SRIOV_DEVICE_PLUGIN_IMAGE)", strings.Join(refs, " "))
 			return nil
 		},
 	})

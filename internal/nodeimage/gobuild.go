@@ -22,10 +22,28 @@ type component struct {
 	// Cgo builds with cgo, linked statically (flannel's udp backend has C
 	// code on amd64); it needs gcc and libc6-dev on the build host.
 	Cgo bool
+	// Dir, when set, is the module's directory (an unpacked source
+	// archive) instead of Module; SourceKey then identifies its content
+	// (the archive's sha256), so that the tree need not be hashed.
+	Dir       string
+	SourceKey string
+	// Output names the binary of a single package (default: the name
+	// `go build` gives it).
+	Output string
+	// Flags are more `go build` flags, such as -mod=vendor or -tags.
+	Flags []string
 	// prepare, when set, runs before the build and returns extra arguments
 	// for `go build` (k8s uses it to generate code and pass -modfile).
 	// key is the component's input hash.
 	prepare func(ctx context.Context, b *builder, c *component, key string) ([]string, error)
+}
+
+// binary is the file name of package pkg's command in the build's output.
+func (c *component) binary(pkg string) string {
+	if c.Output != "" && len(c.Packages) == 1 {
+		return c.Output
+	}
+	return binaryName(pkg)
 }
 
 // k8sStaging are the k8s.io staging modules that Kubernetes replaces with
@@ -149,6 +167,9 @@ func (b *builder) close() { os.RemoveAll(b.work) }
 
 // moduleDir is the directory of a build module, or of this project's module.
 func (b *builder) moduleDir(c *component) string {
+	if c.Dir != "" {
+		return c.Dir
+	}
 	if c.Module == "" {
 		return b.o.SourceDir
 	}
@@ -158,8 +179,14 @@ func (b *builder) moduleDir(c *component) string {
 // componentHash hashes what a component's binaries are built from.
 func (b *builder) componentHash(c *component) (string, error) {
 	h := newHasher()
-	h.add(recipe, c.Name, b.goVer, runtime.GOARCH, c.Ldflags, fmt.Sprint(c.Cgo), strings.Join(c.Packages, ","))
-	if c.Module != "" {
+	h.add(recipe, c.Name, b.goVer, runtime.GOARCH, c.Ldflags, fmt.Sprint(c.Cgo), strings.Join(c.Packages, ","),
+		c.Output, strings.Join(c.Flags, " "))
+	if c.Dir != "" {
+		if c.SourceKey == "" {
+			return "", fmt.Errorf("%s: a component built from %s needs a SourceKey", c.Name, c.Dir)
+		}
+		h.add("source", c.SourceKey)
+	} else if c.Module != "" {
 		if err := h.addDir(b.moduleDir(c), nil); err != nil {
 			return "", err
 		}
@@ -222,12 +249,13 @@ func (b *builder) build(ctx context.Context, c component) (string, error) {
 		ld += " -linkmode=external -extldflags=-static"
 	}
 	args = append(args, extra...)
+	args = append(args, c.Flags...)
 	if c.Ldflags != "" {
 		ld += " " + c.Ldflags
 	}
 	args = append(args, "-ldflags", ld)
 	if len(c.Packages) == 1 {
-		args = append(args, "-o", filepath.Join(tmp, binaryName(c.Packages[0])))
+		args = append(args, "-o", filepath.Join(tmp, c.binary(c.Packages[0])))
 	} else {
 		args = append(args, "-o", tmp+string(filepath.Separator))
 	}
@@ -236,8 +264,8 @@ func (b *builder) build(ctx context.Context, c component) (string, error) {
 		return "", err
 	}
 	for _, p := range c.Packages {
-		if _, err := os.Stat(filepath.Join(tmp, binaryName(p))); err != nil {
-			return "", fmt.Errorf("%s: go build did not produce %s: %w", c.Name, binaryName(p), err)
+		if _, err := os.Stat(filepath.Join(tmp, c.binary(p))); err != nil {
+			return "", fmt.Errorf("%s: go build did not produce %s: %w", c.Name, c.binary(p), err)
 		}
 	}
 	if err := os.WriteFile(filepath.Join(tmp, ".complete"), []byte(key+"\n"), 0o644); err != nil {

@@ -52,6 +52,10 @@ type Options struct {
 	// DebianMirror is debootstrap's mirror. Empty: the environment's
 	// KUBEVIRTCI_DEBIAN_MIRROR, else images.DebianMirror.
 	DebianMirror string
+	// UpstreamDir holds the components' source archives (BuildComponents).
+	// Empty: the environment's KUBEVIRTCI_UPSTREAM_DIR, else
+	// DefaultUpstreamDir. A relative path is taken from SourceDir.
+	UpstreamDir string
 	// Tag overrides the final image's name.
 	Tag string
 	// Force rebuilds the image even when the engine has one with the same inputs.
