@@ -44,6 +44,7 @@ const (
 	EnvSRIOVCNIImage          = "SRIOV_CNI_IMAGE"
 	EnvSRIOVDevicePluginImage = "SRIOV_DEVICE_PLUGIN_IMAGE"
 	EnvSkipComponentWaits     = "SRIOV_SKIP_COMPONENT_WAITS"
+	EnvSkipAllocatableWait    = "SRIOV_SKIP_ALLOCATABLE_WAIT"
 	EnvClusterWaitTimeout     = "CLUSTER_WAIT_TIMEOUT"
 	EnvComponentWaitTimeout   = "COMPONENT_WAIT_TIMEOUT"
 	EnvAllocatableWaitTimeout = "SRIOV_ALLOCATABLE_WAIT_TIMEOUT"
@@ -113,6 +114,7 @@ type Config struct {
 	// components
 	MultusImage, SRIOVCNIImage, SRIOVDevicePluginImage string        // MULTUS_IMAGE, SRIOV_CNI_IMAGE, SRIOV_DEVICE_PLUGIN_IMAGE
 	SkipComponentWaits                                 bool          // SRIOV_SKIP_COMPONENT_WAITS
+	SkipAllocatableWait                                bool          // SRIOV_SKIP_ALLOCATABLE_WAIT (simulated PFs: no VF can be allocatable)
 	ClusterWaitTimeout                                 time.Duration // CLUSTER_WAIT_TIMEOUT (nodes, DNS, kube-system pods)
 	ComponentWaitTimeout                               time.Duration // COMPONENT_WAIT_TIMEOUT (DaemonSets, pods)
 	AllocatableWaitTimeout                             time.Duration // SRIOV_ALLOCATABLE_WAIT_TIMEOUT
@@ -167,6 +169,7 @@ func Load(getenv func(string) string, repoRoot string) (*Config, error) {
 	c.SRIOVCNIImage = l.image(EnvSRIOVCNIImage, DefaultSRIOVCNIImage)
 	c.SRIOVDevicePluginImage = l.image(EnvSRIOVDevicePluginImage, DefaultSRIOVDevicePlugin)
 	c.SkipComponentWaits = l.boolean(EnvSkipComponentWaits, false)
+	c.SkipAllocatableWait = l.boolean(EnvSkipAllocatableWait, false)
 	c.ClusterWaitTimeout = l.duration(EnvClusterWaitTimeout, DefaultClusterWait)
 	c.ComponentWaitTimeout = l.duration(EnvComponentWaitTimeout, DefaultComponentWait)
 	c.AllocatableWaitTimeout = l.duration(EnvAllocatableWaitTimeout, DefaultAllocatableWait)

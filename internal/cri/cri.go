@@ -234,6 +234,18 @@ func (c CLI) ImageID(ctx context.Context, ref string) (string, error) {
 	return strings.TrimSpace(string(out)), err
 }
 
+// SaveImages writes local images into one archive file (docker-archive
+// format, layers shared between the images written once), as
+// `ctr images import` and `kind load image-archive` read it.
+func (c CLI) SaveImages(ctx context.Context, file string, refs ...string) error {
+	args := []string{"save", "-o", file}
+	if c.Name() == "podman" && len(refs) > 1 {
+		args = append(args, "--multi-image-archive")
+	}
+	_, err := c.run(ctx, append(args, refs...)...)
+	return err
+}
+
 // Ping checks that the engine answers.
 func (c CLI) Ping(ctx context.Context) error {
 	_, err := c.run(ctx, "version", "--format", "{{.Server.Version}}")

@@ -2,8 +2,16 @@ package kind122sriov
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/kubevirt/kubevirtci-go/internal/components"
+	"github.com/kubevirt/kubevirtci-go/internal/config"
 	"github.com/kubevirt/kubevirtci-go/internal/kubeapply"
 	"github.com/kubevirt/kubevirtci-go/internal/sriov"
 )
@@ -41,9 +49,12 @@ func (p *Provider) deployComponents(ctx context.Context, st *upState) error {
 
 func (p *Provider) waitComponents(ctx context.Context, st *upState) error {
 	c := p.cfg()
-	vfs := map[string]int64{}
-	for _, a := range st.assignments {
-		vfs[a.Node] = int64(len(a.PFs) * c.VFsCount)
+	var vfs map[string]int64
+	if !c.SkipAllocatableWait {
+		vfs = map[string]int64{}
+		for _, a := range st.assignments {
+			vfs[a.Node] = int64(len(a.PFs) * c.VFsCount)
+		}
 	}
 	return components.Wait(ctx, st.client, p.componentParams(st), components.WaitOptions{
 		Skip:               c.SkipComponentWaits,
@@ -52,4 +63,145 @@ func (p *Provider) waitComponents(ctx context.Context, st *upState) error {
 		PodsTimeout:        c.ComponentWaitTimeout,
 		AllocatableTimeout: c.AllocatableWaitTimeout,
 	}, p.env.Log)
+}
+
+// waitedFor says what cluster-up waited for before it called the cluster
+// ready, and what it was told not to wait for.
+func (p *Provider) waitedFor() (ready bool, what string) {
+	c := p.cfg()
+	res := components.DefaultResourcePrefix + "/" + components.DefaultResourceName
+	switch {
+	case c.SkipComponentWaits:
+		return false, fmt.Sprintf("multus, sriov-cni and the device plugin deployed but not waited for (%s=true)", config.EnvSkipComponentWaits)
+	case c.SkipAllocatableWait:
+		return true, fmt.Sprintf("multus, sriov-cni and the device plugin rolled out and every pod Ready; allocatable %s not waited for (%s=true)", res, config.EnvSkipAllocatableWait)
+	}
+	return true, fmt.Sprintf("multus, sriov-cni and the device plugin rolled out, allocatable %s on every SR-IOV node, every pod Ready", res)
+}
+
+// Component images the local engine has are loaded into every node, as
+// `kind load docker-image` does; the nodes pull the others from their
+// registries as usual.
+//
+// Why load from the engine rather than push to the cluster's registry or
+// preload into the node image: the image settings keep their meaning (a
+// name the nodes run, unchanged in the manifests), a component image built
+// here (`make images`, or a developer's own build of multus) reaches the
+// nodes without any registry, and the node image stays independent of the
+// components' versions.
+//
+// It costs one `save` and one `ctr images import` per node (about 190 MB
+// for the three images built here), so it runs in the background: the
+// save while kind creates the cluster, the imports while the steps after
+// it run; the step before the deployment waits for it (see docs/figures.md).
+
+// imageLoad is the background loading of the component images.
+type imageLoad struct {
+	created chan struct{} // closed once the nodes exist (st.nodes is set)
+	done    chan struct{} // closed when the load has ended
+	cancel  context.CancelFunc
+	err     error
+	local   []string // the images loaded
+	took    time.Duration
+}
+
+// startLoadingImages starts the background load. It runs before the
+// cluster is created, so that saving the images overlaps with kind.
+func (p *Provider) startLoadingImages(ctx context.Context, st *upState) error {
+	ctx, cancel := context.WithCancel(ctx)
+	l := &imageLoad{created: make(chan struct{}), done: make(chan struct{}), cancel: cancel}
+	st.imageLoad = l
+	go func() {
+		defer close(l.done)
+		start := time.Now()
+		l.local, l.err = p.loadComponentImages(ctx, l.created, func() []string { return st.nodes })
+		l.took = time.Since(start)
+	}()
+	return nil
+}
+
+// waitLoadingImages waits for the background load to end.
+func (p *Provider) waitLoadingImages(ctx context.Context, st *upState) error {
+	l := st.imageLoad
+	select {
+	case <-l.done:
+	case <-ctx.Done():
+		l.cancel()
+		<-l.done
+		return ctx.Err()
+	}
+	if l.err != nil {
+		return l.err
+	}
+	st.loadedImages = l.local
+	if len(l.local) > 0 {
+		p.env.Log.Debugf("   %s loaded into %s in %s (in the background)", strings.Join(l.local, ", "), strings.Join(st.nodes, ", "), l.took.Round(100*time.Millisecond))
+	}
+	return nil
+}
+
+// stopLoadingImages ends a background load that is still running (Up
+// failed before waiting for it).
+func (st *upState) stopLoadingImages() {
+	if l := st.imageLoad; l != nil {
+		l.cancel()
+		<-l.done
+	}
+}
+
+// loadComponentImages saves the component images that the local engine has
+// into one archive and, once created is closed, imports it into each of
+// nodes(). It returns the images it loaded.
+func (p *Provider) loadComponentImages(ctx context.Context, created <-chan struct{}, nodes func() []string) ([]string, error) {
+	c := p.cfg()
+	var local []string
+	seen := map[string]bool{}
+	for _, ref := range []string{c.MultusImage, c.SRIOVCNIImage, c.SRIOVDevicePluginImage} {
+		if seen[ref] {
+			continue
+		}
+		seen[ref] = true
+		ok, err := p.cli.ImageExists(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			local = append(local, ref)
+		} else {
+			p.env.Log.Debugf("   %s is not in %s: the nodes pull it", ref, p.cli.Name())
+		}
+	}
+	if len(local) == 0 {
+		return nil, nil
+	}
+	dir, err := os.MkdirTemp("", "kubevirtci-images-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	archive := filepath.Join(dir, "components.tar")
+	if err := p.cli.SaveImages(ctx, archive, local...); err != nil {
+		return nil, err
+	}
+	select {
+	case <-created:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, n := range nodes() {
+		n := n
+		g.Go(func() error {
+			f, err := os.Open(archive)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if _, err := p.cli.ExecInput(gctx, f, n, "ctr", "--namespace=k8s.io", "images", "import", "--all-platforms", "-"); err != nil {
+				return fmt.Errorf("loading %s into node %s: %w", strings.Join(local, ", "), n, err)
+			}
+			return nil
+		})
+	}
+	return local, g.Wait()
 }

@@ -30,6 +30,11 @@ type upState struct {
 	rest        *rest.Config
 	nodes       []string
 	assignments []sriov.Assignment
+	// imageLoad loads component images into the nodes in the background;
+	// loadedImages are the ones it loaded from the local engine (the
+	// nodes pull the others).
+	imageLoad    *imageLoad
+	loadedImages []string
 }
 
 func (p *Provider) cfg() *config.Config { return p.env.Config }
@@ -65,6 +70,7 @@ func (p *Provider) Up(ctx context.Context) (err error) {
 		fn   func(context.Context, *upState) error
 	}{
 		{"Checking the host", p.preflight},
+		{"", p.startLoadingImages},
 		{"Creating kind cluster " + c.ClusterName, p.createCluster},
 		{"Writing kubeconfig, kubectl and config-provider files", p.writeFiles},
 		{"Checking etcd runs on tmpfs", p.checkEtcd},
@@ -74,10 +80,12 @@ func (p *Provider) Up(ctx context.Context) (err error) {
 		{"Fixing up nodes (labels, taints, storage class)", p.fixUps},
 		{"Moving SR-IOV PFs into the workers, creating and binding VFs", p.moveNICs},
 		{"Preparing the SR-IOV nodes", p.prepareNodes},
+		{"Loading local component images into the nodes (started in the background)", p.waitLoadingImages},
 		{"", p.deployComponents},
 		{"", p.waitComponents},
 	}
 	defer func() {
+		st.stopLoadingImages()
 		if err != nil {
 			p.rollbackNICs(err)
 		}
@@ -148,6 +156,14 @@ func (p *Provider) createCluster(ctx context.Context, st *upState) error {
 	}
 	if err := p.kind.Create(ctx, c.ClusterName, st.kindConfig, c.KubeconfigPath()); err != nil {
 		return fmt.Errorf("kind create cluster %s: %w", c.ClusterName, err)
+	}
+	nodes, err := p.kind.Nodes(ctx, c.ClusterName)
+	if err != nil {
+		return err
+	}
+	st.nodes = nodes
+	if st.imageLoad != nil {
+		close(st.imageLoad.created)
 	}
 	return os.Chmod(c.KubeconfigPath(), 0o600)
 }
@@ -235,14 +251,9 @@ func (p *Provider) startRegistry(ctx context.Context, st *upState) error {
 // container and loads br_netfilter with the bridge sysctls.
 func (p *Provider) configureNodes(ctx context.Context, st *upState) error {
 	c := p.cfg()
-	nodes, err := p.kind.Nodes(ctx, c.ClusterName)
-	if err != nil {
-		return err
-	}
-	st.nodes = nodes
 	hosts := localregistry.HostsToml(c.RegistryContainer())
 	dir := filepath.Dir(localregistry.HostsTomlPath)
-	for _, n := range nodes {
+	for _, n := range st.nodes {
 		if _, err := p.cli.Exec(ctx, n, "mkdir", "-p", dir); err != nil {
 			return err
 		}
@@ -286,11 +297,19 @@ func (p *Provider) fixUps(ctx context.Context, st *upState) error {
 func (p *Provider) summary(st *upState, took time.Duration) {
 	c := p.cfg()
 	l := p.env.Log
-	l.Infof("\nCluster %s is ready (%s).", c.ClusterName, took.Round(time.Second))
+	ready, waited := p.waitedFor()
+	if ready {
+		l.Infof("\nCluster %s is ready (%s): %s.", c.ClusterName, took.Round(time.Second), waited)
+	} else {
+		l.Infof("\nCluster %s is up (%s), its components not checked: %s.", c.ClusterName, took.Round(time.Second), waited)
+	}
 	l.Infof("  nodes:       %s, %s", c.ControlPlaneNode(), strings.Join(c.WorkerNodes(), ", "))
 	l.Infof("  kubeconfig:  %s", c.KubeconfigPath())
 	l.Infof("  kubectl:     cluster-up/kubectl.sh get nodes   (or: export KUBECONFIG=%s)", c.KubeconfigPath())
 	l.Infof("  registry:    localhost:%d from the host, %s from the cluster", c.RegistryHostPort, localregistry.ClusterHost)
+	if len(st.loadedImages) > 0 {
+		l.Infof("  images:      %s (loaded from %s)", strings.Join(st.loadedImages, ", "), p.cli.Name())
+	}
 	for _, a := range st.assignments {
 		var names []string
 		for _, pf := range a.PFs {
