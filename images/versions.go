@@ -77,6 +77,14 @@ var (
 	}
 )
 
+// MultusGoToolchain builds multus. Its v3.8 entrypoint writes the API
+// server into the kubeconfig as https://[<IPv4>]:443, which net/url
+// refuses since the fix of CVE-2025-47912 (Go 1.24.8 and 1.25.2): a multus
+// built with a newer Go cannot reach the API server. Upstream built v3.8
+// with Go 1.17; this is the last release before the fix. The go command
+// fetches it from the module proxy.
+const MultusGoToolchain = "go1.24.7"
+
 // UpstreamSource is one component's source archive.
 type UpstreamSource struct {
 	Project string // the repository's name under github.com/k8snetworkplumbingwg

@@ -159,30 +159,9 @@ func BuildComponents(ctx context.Context, opts Options) ([]string, error) {
 		return refs, nil
 	}
 
-	srcs := map[string]string{}
-	if err := o.Log.Run("Unpacking the source archives from "+dir, func() error {
-		for _, s := range ComponentSources {
-			d, err := b.unpack(ctx, s, archives[s.Project])
-			if err != nil {
-				return err
-			}
-			srcs[s.Project] = d
-		}
-		return nil
-	}); err != nil {
+	srcs, bins, err := b.componentBinaries(ctx, dir, archives)
+	if err != nil {
 		return nil, err
-	}
-	comps := componentBuilds(srcs)
-	bins := map[string]string{}
-	for _, c := range comps {
-		c := c
-		if err := o.Log.Run("Building "+c.Name, func() error {
-			d, err := b.build(ctx, c)
-			bins[c.Name] = d
-			return err
-		}); err != nil {
-			return nil, err
-		}
 	}
 	var baseRoot string
 	if err := o.Log.Run("Making the components' base layer (debootstrap "+images.DebianSuite+")", func() error {
@@ -217,10 +196,71 @@ func BuildComponents(ctx context.Context, opts Options) ([]string, error) {
 	return refs, nil
 }
 
+// ComponentBinaries builds the components' binaries from their source
+// archives (checked first; cached like the images' builds) and returns
+// their paths by file name: "multus", "sriov" and "sriovdp". The SR-IOV VM
+// suite runs them outside any image.
+func ComponentBinaries(ctx context.Context, opts Options) (map[string]string, error) {
+	o, err := opts.complete()
+	if err != nil {
+		return nil, err
+	}
+	dir := o.upstreamDir()
+	archives, err := CheckArchives(dir)
+	if err != nil {
+		return nil, err
+	}
+	b, err := newBuilder(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer b.close()
+	_, bins, err := b.componentBinaries(ctx, dir, archives)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, c := range componentBuilds(nil) {
+		out[c.Output] = filepath.Join(bins[c.Name], c.Output)
+	}
+	return out, nil
+}
+
+// componentBinaries unpacks the checked archives and builds the three
+// components; it returns their source folders and their binaries' folders,
+// by project.
+func (b *builder) componentBinaries(ctx context.Context, dir string, archives map[string]string) (srcs, bins map[string]string, err error) {
+	o := &b.o
+	srcs, bins = map[string]string{}, map[string]string{}
+	if err := o.Log.Run("Unpacking the source archives from "+dir, func() error {
+		for _, s := range ComponentSources {
+			d, err := b.unpack(ctx, s, archives[s.Project])
+			if err != nil {
+				return err
+			}
+			srcs[s.Project] = d
+		}
+		return nil
+	}); err != nil {
+		return nil, nil, err
+	}
+	for _, c := range componentBuilds(srcs) {
+		c := c
+		if err := o.Log.Run("Building "+c.Name, func() error {
+			d, err := b.build(ctx, c)
+			bins[c.Name] = d
+			return err
+		}); err != nil {
+			return nil, nil, err
+		}
+	}
+	return srcs, bins, nil
+}
+
 // componentInputs hashes everything the component images are made of.
 func (b *builder) componentInputs() (string, error) {
 	h := newHasher()
-	h.add(recipe, "components", b.goVer, b.mirror(), versionsString())
+	h.add(recipe, "components", b.goVer, images.MultusGoToolchain, b.mirror(), versionsString())
 	h.add(images.ComponentPackages...)
 	for _, s := range ComponentSources {
 		h.add(s.Project, s.Tag, s.Commit, s.SHA256)
@@ -273,7 +313,7 @@ func componentBuilds(srcs map[string]string) []component {
 	m, c, d := images.Multus, images.SRIOVCNI, images.SRIOVDevicePlugin
 	return []component{
 		{Name: m.Project, Dir: srcs[m.Project], SourceKey: m.SHA256, Packages: []string{"./cmd"}, Output: "multus",
-			Flags: []string{"-mod=vendor", "-tags", "no_openssl"},
+			Flags: []string{"-mod=vendor", "-tags", "no_openssl"}, Toolchain: images.MultusGoToolchain,
 			// hack/build-go.sh sets main.version, but the variables live
 			// in pkg/multus: set those, so that `multus -version` tells.
 			Ldflags: "-X " + multusPkg + ".version=" + m.Tag + " -X " + multusPkg + ".commit=" + m.Commit},

@@ -32,6 +32,9 @@ type component struct {
 	Output string
 	// Flags are more `go build` flags, such as -mod=vendor or -tags.
 	Flags []string
+	// Toolchain, when set, is the Go toolchain to build with (GOTOOLCHAIN;
+	// the go command fetches it from the module proxy).
+	Toolchain string
 	// prepare, when set, runs before the build and returns extra arguments
 	// for `go build` (k8s uses it to generate code and pass -modfile).
 	// key is the component's input hash.
@@ -180,7 +183,7 @@ func (b *builder) moduleDir(c *component) string {
 func (b *builder) componentHash(c *component) (string, error) {
 	h := newHasher()
 	h.add(recipe, c.Name, b.goVer, runtime.GOARCH, c.Ldflags, fmt.Sprint(c.Cgo), strings.Join(c.Packages, ","),
-		c.Output, strings.Join(c.Flags, " "))
+		c.Output, strings.Join(c.Flags, " "), c.Toolchain)
 	if c.Dir != "" {
 		if c.SourceKey == "" {
 			return "", fmt.Errorf("%s: a component built from %s needs a SourceKey", c.Name, c.Dir)
@@ -241,10 +244,16 @@ func (b *builder) build(ctx context.Context, c component) (string, error) {
 			return "", err
 		}
 	}
-	args := []string{"CGO_ENABLED=0", "nice", "go", "build", "-C", b.moduleDir(&c), "-trimpath"}
-	ld := "-s -w"
+	args := []string{"CGO_ENABLED=0"}
 	if c.Cgo {
 		args[0] = "CGO_ENABLED=1"
+	}
+	if c.Toolchain != "" {
+		args = append(args, "GOTOOLCHAIN="+c.Toolchain)
+	}
+	args = append(args, "nice", "go", "build", "-C", b.moduleDir(&c), "-trimpath")
+	ld := "-s -w"
+	if c.Cgo {
 		args = append(args, "-tags", "netgo,osusergo")
 		ld += " -linkmode=external -extldflags=-static"
 	}
