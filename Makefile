@@ -19,9 +19,11 @@ cluster-sync:
 status:
 	$(MAGE) $(MAGEFLAGS) status
 
-# Node and registry images built from source (no container registry needed).
+# Node, registry and component images built from source (no container
+# registry needed); the components from their source archives in
+# KUBEVIRTCI_UPSTREAM_DIR (see README.md).
 images:
-	$(MAGE) $(MAGEFLAGS) image:node image:registry
+	$(MAGE) $(MAGEFLAGS) image:node image:registry image:components
 
 # Unit tests: no root, no docker.
 unit:
@@ -36,18 +38,23 @@ e2e:
 	./scripts/e2e.sh
 
 # The provider on simulated SR-IOV PFs (veth pairs described by a fake sysfs,
-# see scripts/sim-pfs.sh) with the node and registry images built from
-# source: for hosts with no SR-IOV NIC and no registry access. Run as root.
+# see scripts/sim-pfs.sh) with every image built from source: for hosts
+# with no SR-IOV NIC and no registry access. Run as root. Every component
+# wait runs but the allocatable one: the device plugin in a node reads the
+# kernel's sysfs, where simulated PFs have no VF.
 SIM_PFS ?= 4
 SIM_ENV = SRIOV_SYSFS_ROOT=/run/kubevirtci-sim/sysfs \
 	KIND_NODE_IMAGE=$${KIND_NODE_IMAGE:-localhost/kindest-node:v1.22.2-src} \
 	REGISTRY_IMAGE=$${REGISTRY_IMAGE:-localhost/kubevirtci-registry:v3.1.2-src} \
-	SRIOV_SKIP_COMPONENT_WAITS=$${SRIOV_SKIP_COMPONENT_WAITS:-true} \
+	MULTUS_IMAGE=$${MULTUS_IMAGE:-localhost/kubevirtci-multus-cni:v3.8-src} \
+	SRIOV_CNI_IMAGE=$${SRIOV_CNI_IMAGE:-localhost/kubevirtci-sriov-cni:v2.7.0-src} \
+	SRIOV_DEVICE_PLUGIN_IMAGE=$${SRIOV_DEVICE_PLUGIN_IMAGE:-localhost/kubevirtci-sriov-network-device-plugin:v3.4.0-src} \
+	SRIOV_SKIP_ALLOCATABLE_WAIT=$${SRIOV_SKIP_ALLOCATABLE_WAIT:-true} \
 	KUBEVIRT_NUM_NODES=$${KUBEVIRT_NUM_NODES:-3}
 
 sim-cluster-up:
 	scripts/host-setup.sh
-	$(MAGE) $(MAGEFLAGS) image:node image:registry
+	$(MAGE) $(MAGEFLAGS) image:node image:registry image:components
 	scripts/sim-pfs.sh up $(SIM_PFS)
 	$(SIM_ENV) $(MAGE) $(MAGEFLAGS) clusterUp
 

@@ -5,8 +5,10 @@
 #
 #   1. scripts/host-setup.sh: the docker engine (and the runtime wrapper
 #      where the host needs it);
-#   2. the node and registry images built from source (`scripts/mage.sh
-#      image:node image:registry`; each skips when its image is up to date);
+#   2. the node, registry and component images built from source
+#      (`scripts/mage.sh image:node image:registry image:components`; each
+#      skips when its image is up to date; the components' source archives
+#      come from KUBEVIRTCI_UPSTREAM_DIR);
 #   3. go test ./test/e2e/... with KUBEVIRTCI_E2E=1.
 #
 # No SR-IOV hardware is needed: veth pairs stand in for PFs and a simulated
@@ -26,8 +28,8 @@ start=$(date +%s)
 log "host set-up"
 scripts/host-setup.sh
 
-log "node and registry images (built from source, reused when up to date)"
-scripts/mage.sh image:node image:registry
+log "node, registry and component images (built from source, reused when up to date)"
+scripts/mage.sh image:node image:registry image:components
 
 log "end-to-end tests"
 args=(-count=1 -timeout "${E2E_TIMEOUT:-60m}" -v)

@@ -30,7 +30,7 @@ var toolSettings = []string{
 	config.EnvEtcdInMemory, config.EnvRegistryImage, config.EnvHostPort,
 	config.EnvPFCountPerNode, config.EnvPFBlacklist, config.EnvVFsCount, config.EnvSysfsRoot,
 	config.EnvSRIOVStateDir, config.EnvMultusImage, config.EnvSRIOVCNIImage,
-	config.EnvSRIOVDevicePluginImage, config.EnvSkipComponentWaits, config.EnvClusterWaitTimeout,
+	config.EnvSRIOVDevicePluginImage, config.EnvSkipComponentWaits, config.EnvSkipAllocatableWait, config.EnvClusterWaitTimeout,
 	config.EnvComponentWaitTimeout, config.EnvAllocatableWaitTimeout, config.EnvDockerPrefix,
 	config.EnvDockerTag, config.EnvSyncSources, config.EnvSyncManifests,
 	"V", "MAGEFILE_VERBOSE", "KUBECONFIG",
@@ -88,16 +88,22 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 		isDown:   true,
 	}
 	c.env = map[string]string{
-		config.EnvProvider:           provider,
-		config.EnvNumNodes:           fmt.Sprint(o.nodes),
-		config.EnvConfigPath:         c.cfgPath,
-		config.EnvNodeImage:          nodeImage,
-		config.EnvRegistryImage:      registryImage,
-		config.EnvCRI:                "docker",
-		config.EnvSysfsRoot:          o.pfs.root,
-		config.EnvSRIOVStateDir:      o.stateDir,
-		config.EnvSkipComponentWaits: "true", // the components' images cannot be pulled here; see checkComponentPods
-		config.EnvClusterWaitTimeout: "10m",
+		config.EnvProvider:               provider,
+		config.EnvNumNodes:               fmt.Sprint(o.nodes),
+		config.EnvConfigPath:             c.cfgPath,
+		config.EnvNodeImage:              nodeImage,
+		config.EnvRegistryImage:          registryImage,
+		config.EnvCRI:                    "docker",
+		config.EnvSysfsRoot:              o.pfs.root,
+		config.EnvSRIOVStateDir:          o.stateDir,
+		config.EnvMultusImage:            multusImage,
+		config.EnvSRIOVCNIImage:          sriovCNIImage,
+		config.EnvSRIOVDevicePluginImage: devicePluginImage,
+		// The device plugin in a node reads the kernel's sysfs, where the
+		// simulated PFs have no VF: nothing can become allocatable. Every
+		// other component wait runs.
+		config.EnvSkipAllocatableWait: "true",
+		config.EnvClusterWaitTimeout:  "10m",
 	}
 	if o.name != "" {
 		c.env[config.EnvClusterName] = o.name

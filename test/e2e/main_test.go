@@ -37,6 +37,10 @@ var (
 	repoRoot string
 	// nodeImage and registryImage are the images every cluster uses.
 	nodeImage, registryImage string
+	// componentImages are multus, sriov-cni and the device plugin, built
+	// from source (`make images`); MULTUS_IMAGE, SRIOV_CNI_IMAGE and
+	// SRIOV_DEVICE_PLUGIN_IMAGE from the environment replace them.
+	multusImage, sriovCNIImage, devicePluginImage string
 )
 
 func TestMain(m *testing.M) {
@@ -49,6 +53,9 @@ func TestMain(m *testing.M) {
 	}
 	nodeImage = envOr("KIND_NODE_IMAGE", defaultNodeImage)
 	registryImage = envOr("REGISTRY_IMAGE", defaultRegistryImage)
+	multusImage = envOr("MULTUS_IMAGE", images.Multus.Image())
+	sriovCNIImage = envOr("SRIOV_CNI_IMAGE", images.SRIOVCNI.Image())
+	devicePluginImage = envOr("SRIOV_DEVICE_PLUGIN_IMAGE", images.SRIOVDevicePlugin.Image())
 	skipReason = gate()
 	restore := func() {}
 	if skipReason == "" {
@@ -124,9 +131,9 @@ func requireE2E(t *testing.T) {
 	if skipReason != "" {
 		t.Skip(skipReason)
 	}
-	for _, img := range []string{nodeImage, registryImage} {
+	for _, img := range []string{nodeImage, registryImage, multusImage, sriovCNIImage, devicePluginImage} {
 		if _, err := docker(context.Background(), "image", "inspect", "--format", "{{.Id}}", img); err != nil {
-			t.Fatalf("image %s is not in the docker engine; build the images from source with `make images` (scripts/e2e.sh does), or set KIND_NODE_IMAGE / REGISTRY_IMAGE: %v", img, err)
+			t.Fatalf("image %s is not in the docker engine; build the images from source with `make images` (scripts/e2e.sh does), or set KIND_NODE_IMAGE, REGISTRY_IMAGE, MULTUS_IMAGE, SRIOV_CNI_IMAGE, SRIOV_DEVICE_PLUGIN_IMAGE: %v", img, err)
 		}
 	}
 }

@@ -51,6 +51,7 @@ func TestScenarioOne(t *testing.T) {
 	})
 	t.Run("README get nodes", func(t *testing.T) { checkGetNodes(t, c) })
 	t.Run("README component pods", func(t *testing.T) { checkComponentPods(t, c, c.workers()) })
+	t.Run("components at work", func(t *testing.T) { checkComponentsWork(t, c, c.workers()) })
 	t.Run("node labels and taints", func(t *testing.T) { checkNodes(t, c, c.workers()) })
 	t.Run("SR-IOV nodes prepared", func(t *testing.T) {
 		for _, w := range c.workers() {
@@ -83,7 +84,14 @@ func TestScenarioOne(t *testing.T) {
 			}
 		}
 	})
-	t.Run("cluster-sync", func(t *testing.T) { checkSync(t, c, runID) })
+	var synced string
+	t.Run("cluster-sync", func(t *testing.T) { synced = checkSync(t, c, runID) })
+	t.Run("multus secondary network", func(t *testing.T) {
+		if synced == "" {
+			t.Skip("no synced image to run (the cluster-sync check failed)")
+		}
+		checkSecondaryNetwork(t, c, synced)
+	})
 
 	c.down()
 	t.Run("nothing left", func(t *testing.T) { checkGone(t, c) })

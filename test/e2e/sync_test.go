@@ -112,8 +112,9 @@ var sentRE = regexp.MustCompile(`\((\d+) bytes sent\)`)
 // checkSync runs `make cluster-sync` with the hello Deployment as
 // SYNC_MANIFESTS and checks that the pod runs the image built here from
 // registry:5000/kubevirt/e2e-hello@sha256:<the digest in the registry>.
-// A second sync of the unchanged image must send nothing.
-func checkSync(t *testing.T, c *cluster, runID string) {
+// A second sync of the unchanged image must send nothing. It returns the
+// image reference the pod runs.
+func checkSync(t *testing.T, c *cluster, runID string) string {
 	t.Helper()
 	c.env[config.EnvSyncManifests] = filepath.Join(repoRoot, "test", "e2e", "testdata", "hello-deployment.yaml")
 	defer delete(c.env, config.EnvSyncManifests)
@@ -190,4 +191,5 @@ func checkSync(t *testing.T, c *cluster, runID string) {
 	if m := sentRE.FindStringSubmatch(out); m == nil || m[1] != "0" {
 		t.Errorf("second cluster-sync of an unchanged image should send nothing; its summary: %v", m)
 	}
+	return want
 }
