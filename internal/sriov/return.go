@@ -42,8 +42,8 @@ func (m *Manager) Return(ctx context.Context, nodes Nodes) error {
 
 // pfReturn is the progress of one PF within a giveBack.
 type pfReturn struct {
-	netdev, vfs bool
-	err         error // a failure that waiting will not fix
+	netdev bool  // the netdev is back and restored
+	err    error // a failure that waiting will not fix
 }
 
 // giveBack returns the ledger's PFs. held are namespaces already open (Up's
@@ -89,30 +89,35 @@ func (m *Manager) giveBack(ctx context.Context, host netNamespace, nodes Nodes, 
 
 	progress := make([]pfReturn, len(l.PFs))
 	// step advances every PF not yet back as far as it can go now and
-	// reports whether some are still waiting for the kernel.
-	step := func() (waiting bool) {
+	// reports whether some are still waiting for the kernel. VF counts are
+	// restored only once no netdev is missing (or, with final, for those
+	// that are back): a VF netdev that its driver creates takes the first
+	// free ethN name, which may be the name of a PF still in a node, and the
+	// kernel then refuses to move that PF home (seen with igbvf).
+	step := func(final bool) (waiting bool) {
 		for i := range l.PFs {
 			p, pr := &l.PFs[i], &progress[i]
-			if p.State == StateReturned || pr.err != nil {
+			if p.State == StateReturned || pr.err != nil || pr.netdev {
 				continue
 			}
-			if !pr.netdev {
-				done, err := m.returnNetdev(host, openNode, p)
-				if err != nil {
-					pr.err = err
-					continue
-				}
-				pr.netdev = done
+			done, err := m.returnNetdev(host, openNode, p)
+			if err != nil {
+				pr.err = err
+				continue
 			}
-			if !pr.vfs {
-				if err := m.resetVFs(ctx, p); err != nil {
-					pr.err = err
-					continue
-				}
-				pr.vfs = true
+			pr.netdev = done
+			waiting = waiting || !done
+		}
+		if waiting && !final {
+			return true
+		}
+		for i := range l.PFs {
+			p, pr := &l.PFs[i], &progress[i]
+			if p.State == StateReturned || pr.err != nil || !pr.netdev {
+				continue
 			}
-			if !pr.netdev {
-				waiting = true
+			if err := m.resetVFs(ctx, p); err != nil {
+				pr.err = err
 				continue
 			}
 			p.State = StateReturned
@@ -125,17 +130,20 @@ func (m *Manager) giveBack(ctx context.Context, host netNamespace, nodes Nodes, 
 	}
 
 	var waitErr error
-	if step() {
+	if step(false) {
 		var names []string
 		for i, p := range l.PFs {
-			if p.State != StateReturned && progress[i].err == nil {
+			if !progress[i].netdev && progress[i].err == nil {
 				names = append(names, p.Name)
 			}
 		}
 		m.log.Infof("   waiting up to %s for the kernel to hand back PF(s) %s from node(s) that are gone", m.opts.ReturnWait, strings.Join(names, ", "))
 		waitErr = poll(ctx, m.opts.ReturnWait, "PFs to come back to the host", func() (bool, error) {
-			return !step(), nil
+			return !step(false), nil
 		})
+		if waitErr != nil {
+			step(true) // the VFs of the PFs that are back
+		}
 	}
 
 	var missing []string
