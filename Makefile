@@ -5,7 +5,7 @@ MAGE ?= scripts/mage.sh
 V ?=
 MAGEFLAGS = $(if $(V),-v,)
 
-.PHONY: cluster-up cluster-down cluster-sync status images unit test e2e sim-cluster-up sim-cluster-down
+.PHONY: cluster-up cluster-down cluster-sync status images unit test e2e e2e-sriov-vm sim-cluster-up sim-cluster-down
 
 cluster-up:
 	$(MAGE) $(MAGEFLAGS) clusterUp
@@ -36,6 +36,11 @@ test:
 
 e2e:
 	./scripts/e2e.sh
+
+# The provider's SR-IOV steps, the device plugin and sriov-cni on real SR-IOV
+# drivers and emulated igb NICs in a QEMU VM (root; see scripts/e2e-sriov-vm.sh).
+e2e-sriov-vm:
+	./scripts/e2e-sriov-vm.sh
 
 # The provider on simulated SR-IOV PFs (veth pairs described by a fake sysfs,
 # see scripts/sim-pfs.sh) with every image built from source: for hosts
