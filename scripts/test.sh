@@ -14,6 +14,8 @@ if [ -n "$unformatted" ]; then
     exit 1
 fi
 go vet ./...
+# The VM suite's guest tests (make e2e-sriov-vm runs them) carry a build tag.
+go vet -tags sriovvm ./internal/sriov/
 if [ "$(id -u)" -eq 0 ]; then
     echo "== unit and integration tests (root)"
     go test -count=1 -timeout 20m ./...

@@ -8,11 +8,12 @@ import (
 	"time"
 )
 
-// Return gives back every PF in the cluster's ledger: VF count restored,
-// netdev moved back to the host namespace (or, when its node is gone,
-// awaited until the kernel hands it back, at most opts.ReturnWait), found by
-// PCI address, renamed to its original name, MTU, MAC, alias and up/down
-// restored, and verified. The ledger is removed only when every PF is
+// Return gives back every PF in the cluster's ledger: netdev moved back to
+// the host namespace (or, when its node is gone, awaited until the kernel
+// hands it back, at most opts.ReturnWait), found by PCI address, renamed to
+// its original name, MTU, MAC, alias and up/down restored, and verified;
+// then, once every netdev is home, each PF's VF count and VF drivers
+// restored. The ledger is removed only when every PF is
 // verified back; otherwise the error names the PFs still missing and Return
 // can be run again. Without a ledger, Return does nothing.
 //
