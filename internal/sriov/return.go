@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -112,20 +113,38 @@ func (m *Manager) giveBack(ctx context.Context, host netNamespace, nodes Nodes, 
 		if waiting && !final {
 			return true
 		}
+		// PFs are independent PCI devices: their VF counts are restored
+		// at the same time (a driver may take a while to tear VFs down:
+		// igb sleeps 500 ms in it), then the ledger is written once.
+		var wg sync.WaitGroup
+		var ready []int
 		for i := range l.PFs {
 			p, pr := &l.PFs[i], &progress[i]
 			if p.State == StateReturned || pr.err != nil || !pr.netdev {
 				continue
 			}
-			if err := m.resetVFs(ctx, p); err != nil {
-				pr.err = err
-				continue
+			ready = append(ready, i)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				pr.err = m.resetVFs(ctx, p)
+			}()
+		}
+		wg.Wait()
+		changed := false
+		for _, i := range ready {
+			if progress[i].err == nil {
+				l.PFs[i].State = StateReturned
+				changed = true
+				m.debugf("PF %s (%s) is back on the host", l.PFs[i].Name, l.PFs[i].PCI)
 			}
-			p.State = StateReturned
+		}
+		if changed {
 			if err := writeLedger(m.opts.StateDir, l); err != nil {
-				pr.err = err
+				for _, i := range ready {
+					progress[i].err = err
+				}
 			}
-			m.debugf("PF %s (%s) is back on the host", p.Name, p.PCI)
 		}
 		return waiting
 	}
