@@ -231,7 +231,8 @@ func TestBlacklistParsing(t *testing.T) {
 		"ens1f1,ens1f1":              {"ens1f1"},
 		"ens1f10":                    {"ens1f10"}, // exact names: this is not ens1f1
 		"enp94s0f0np0":               {"enp94s0f0np0"},
-		"abcdefghijklmno":            {"abcdefghijklmno"}, // 15 characters
+		"abcdefghijklmno":            {"abcdefghijklmno"},        // 15 characters
+		"ens1f0,0000:3B:00.1":        {"ens1f0", "0000:3b:00.1"}, // a PCI address, as sysfs spells it
 	} {
 		c := mustLoad(t, env("PF_BLACKLIST", v))
 		if !reflect.DeepEqual(c.PFBlacklist, want) {
@@ -288,7 +289,7 @@ func TestBadInputs(t *testing.T) {
 		{[]string{"PF_COUNT_PER_NODE", "one"}, []string{`PF_COUNT_PER_NODE="one": not a number`}},
 		{[]string{"VFS_COUNT", "257"}, []string{`VFS_COUNT="257": must be at most 256`, "from 1 to 256, e.g. 6"}},
 		{[]string{"VFS_COUNT", "0"}, []string{`VFS_COUNT="0": must be at least 1`}},
-		{[]string{"PF_BLACKLIST", "ens1f0,averyveryverylongname"}, []string{`PF_BLACKLIST="ens1f0,averyveryverylongname": "averyveryverylongname" is longer than 15 characters`, `PF_BLACKLIST="ens1f0,ens1f1"`}},
+		{[]string{"PF_BLACKLIST", "ens1f0,averyveryverylongname"}, []string{`PF_BLACKLIST="ens1f0,averyveryverylongname": "averyveryverylongname" is longer than 15 characters`, `PF_BLACKLIST="ens1f0,0000:3b:00.1"`}},
 		{[]string{"PF_BLACKLIST", "net/eth0"}, []string{`PF_BLACKLIST="net/eth0": "net/eth0" contains '/' or ':'`}},
 		{[]string{"PF_BLACKLIST", "eth0:1"}, []string{`PF_BLACKLIST="eth0:1": "eth0:1" contains '/' or ':'`}},
 		{[]string{"PF_BLACKLIST", ".."}, []string{`PF_BLACKLIST="..": ".." is not an interface name`}},

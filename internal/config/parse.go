@@ -362,6 +362,9 @@ func ValidateInterfaceName(n string) error {
 	return nil
 }
 
+// pciAddressRE is a PCI address as sysfs names it (domain:bus:device.function).
+var pciAddressRE = regexp.MustCompile(`^[0-9A-Fa-f]{4}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7]$`)
+
 func (l *loader) pfBlacklist() []string {
 	v, raw := l.get(EnvPFBlacklist)
 	if v == "" {
@@ -370,9 +373,11 @@ func (l *loader) pfBlacklist() []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, n := range SplitList(v) {
-		if err := ValidateInterfaceName(n); err != nil {
-			l.fail(EnvPFBlacklist, raw, false, err.Error()+" (Linux interface names are at most 15 characters, without '/', ':' or whitespace)",
-				"list exact PF names separated by commas or spaces, e.g. PF_BLACKLIST=\"ens1f0,ens1f1\"")
+		if pciAddressRE.MatchString(n) {
+			n = strings.ToLower(n)
+		} else if err := ValidateInterfaceName(n); err != nil {
+			l.fail(EnvPFBlacklist, raw, false, err.Error()+" (Linux interface names are at most 15 characters, without '/', ':' or whitespace; PCI addresses look like 0000:3b:00.0)",
+				"list exact PF names or PCI addresses separated by commas or spaces, e.g. PF_BLACKLIST=\"ens1f0,0000:3b:00.1\"")
 			continue
 		}
 		if !seen[n] {

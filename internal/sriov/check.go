@@ -26,6 +26,7 @@ type Plan struct {
 	Workers     []string
 	Found       []PF // every SR-IOV PF in the host namespace, by PCI address
 	Blacklisted []PF
+	TooFewVFs   []PF // sriov_totalvfs below VFS_COUNT: never taken
 	InUse       []HeldPF
 	Available   []PF
 	Assignments []Assignment
@@ -58,6 +59,13 @@ func (m *Manager) Check(ctx context.Context, workers []string) (*Plan, error) {
 	}
 	if m.euid() != 0 {
 		errs = append(errs, errors.New("SR-IOV setup needs root: it moves NICs between network namespaces and writes to sysfs (run as root, e.g. with sudo)"))
+	}
+	// The kernel hands the PFs of a dying node back to the initial network
+	// namespace: from any other, a PF could be lost from sight.
+	if initial, err := m.initialNetns(); err != nil {
+		errs = append(errs, err)
+	} else if !initial {
+		errs = append(errs, errors.New("SR-IOV setup must run in the host's initial network namespace (that of PID 1): the kernel gives PFs of a node that dies back to that namespace, where this process could not find them; run it on the host, or in a container with host networking and the host's PID namespace"))
 	}
 	if !exists(m.sys.root) {
 		return nil, errors.Join(append(errs, fmt.Errorf("SRIOV_SYSFS_ROOT=%s does not exist (use /sys, or a tree made by the SR-IOV simulator)", m.sys.root))...)
@@ -96,14 +104,6 @@ func (m *Manager) Check(ctx context.Context, workers []string) (*Plan, error) {
 				err, names(uplinks), verb)
 		}
 		errs = append(errs, err)
-	} else {
-		for _, a := range plan.Assignments {
-			for _, pf := range a.PFs {
-				if pf.TotalVFs < m.opts.VFCount {
-					errs = append(errs, fmt.Errorf("PF %s (%s) supports %d VFs (sriov_totalvfs), VFS_COUNT=%d asks for more: lower VFS_COUNT or blacklist it with PF_BLACKLIST", pf.Name, pf.PCI, pf.TotalVFs, m.opts.VFCount))
-				}
-			}
-		}
 	}
 	return plan, errors.Join(errs...)
 }
@@ -165,7 +165,8 @@ func (m *Manager) checkVFIO(ctx context.Context) error {
 }
 
 // allocate picks opts.PFCountPerNode PFs per worker, in PCI address order,
-// skipping blacklisted PFs (exact names) and PFs other clusters hold.
+// skipping blacklisted PFs (exact names or PCI addresses), PFs that cannot
+// have opts.VFCount VFs, and PFs other clusters hold.
 func allocate(found []PF, opts Options, held []heldPF, workers []string) (*Plan, error) {
 	plan := &Plan{Workers: workers, Found: found}
 	black := map[string]bool{}
@@ -175,8 +176,12 @@ func allocate(found []PF, opts Options, held []heldPF, workers []string) (*Plan,
 		}
 	}
 	for _, pf := range found {
-		if black[pf.Name] {
+		if black[pf.Name] || black[pf.PCI] {
 			plan.Blacklisted = append(plan.Blacklisted, pf)
+			continue
+		}
+		if pf.TotalVFs < opts.VFCount {
+			plan.TooFewVFs = append(plan.TooFewVFs, pf)
 			continue
 		}
 		if h, ok := heldBy(held, pf); ok {
@@ -207,9 +212,17 @@ func allocate(found []PF, opts Options, held []heldPF, workers []string) (*Plan,
 	case len(found) > 0 && len(plan.Blacklisted) == len(found):
 		return plan, fmt.Errorf("every SR-IOV PF found is blacklisted by PF_BLACKLIST (%s): remove some of them from PF_BLACKLIST", names(plan.Blacklisted))
 	case len(plan.Available) < need:
-		msg := fmt.Sprintf("not enough SR-IOV PFs: need %d (%d workers x PF_COUNT_PER_NODE=%d), found %d: %d blacklisted by PF_BLACKLIST%s, %d in use by other clusters%s, %d available%s",
+		tooFew := ""
+		if len(plan.TooFewVFs) > 0 {
+			var vfs []string
+			for _, pf := range plan.TooFewVFs {
+				vfs = append(vfs, fmt.Sprintf("%s %d", pf.Name, pf.TotalVFs))
+			}
+			tooFew = fmt.Sprintf(", %d with fewer VFs than VFS_COUNT=%d (sriov_totalvfs: %s)", len(plan.TooFewVFs), opts.VFCount, strings.Join(vfs, ", "))
+		}
+		msg := fmt.Sprintf("not enough SR-IOV PFs: need %d (%d workers x PF_COUNT_PER_NODE=%d), found %d: %d blacklisted by PF_BLACKLIST%s%s, %d in use by other clusters%s, %d available%s",
 			need, len(workers), opts.PFCountPerNode, len(found),
-			len(plan.Blacklisted), paren(names(plan.Blacklisted)),
+			len(plan.Blacklisted), paren(names(plan.Blacklisted)), tooFew,
 			len(plan.InUse), paren(heldNames(plan.InUse)),
 			len(plan.Available), paren(names(plan.Available)))
 		if len(away) > 0 {
@@ -217,6 +230,8 @@ func allocate(found []PF, opts Options, held []heldPF, workers []string) (*Plan,
 		}
 		if len(plan.InUse) > 0 || len(away) > 0 {
 			msg += "; a PF used by another cluster comes back with that cluster's cluster-down (ledgers in " + filepath.Dir(held[0].Ledger) + ")"
+		} else if len(plan.TooFewVFs) > 0 {
+			msg += "; lower VFS_COUNT, PF_COUNT_PER_NODE or the number of nodes"
 		} else {
 			msg += "; lower PF_COUNT_PER_NODE or the number of nodes"
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 )
 
@@ -28,7 +29,7 @@ type PF struct {
 
 // Discover lists the SR-IOV PFs of the host: links of the host namespace
 // (from netlink) for which <root>/class/net/<name>/device/sriov_totalvfs
-// exists, ordered by PCI address.
+// exists, one per PCI function, ordered by PCI address.
 func (m *Manager) Discover() ([]PF, error) {
 	host, err := m.net.Host()
 	if err != nil {
@@ -44,6 +45,7 @@ func (m *Manager) Discover() ([]PF, error) {
 
 func discover(sys sysfs, links []linkInfo) ([]PF, error) {
 	var pfs []PF
+	byPCI := map[string]int{}
 	for _, l := range links {
 		devDir := sys.netDevice(l.Name)
 		if _, err := os.Stat(filepath.Join(devDir, "sriov_totalvfs")); err != nil {
@@ -76,8 +78,46 @@ func discover(sys sysfs, links []linkInfo) ([]PF, error) {
 		if l.ParentBus == "pci" && l.ParentDev == pci {
 			pf.ParentDev = l.ParentDev
 		}
+		if other, dup := byPCI[pci]; dup {
+			// Several netdevs on one PCI function: the ports of a
+			// multi-port function, or switchdev representors. The
+			// function is one PF; it is moved by one netdev.
+			if !sys.preferredNetdev(l.Name, pfs[other].Name) {
+				continue
+			}
+			pfs[other] = pf
+			continue
+		}
+		byPCI[pci] = len(pfs)
 		pfs = append(pfs, pf)
 	}
 	sort.Slice(pfs, func(i, j int) bool { return pfs[i].PCI < pfs[j].PCI })
 	return pfs, nil
+}
+
+// representorRE matches the phys_port_name of a switchdev representor of a
+// VF or SF (pf0vf1, c1pf0sf3): a port of the eswitch, not the PF's uplink.
+var representorRE = regexp.MustCompile(`^(c\d+)?pf\d+(vf|sf)\d+$`)
+
+// preferredNetdev tells whether netdev a stands for its PCI function
+// rather than b: not a VF/SF representor, then the lower dev_port (the
+// first port), then the name.
+func (s sysfs) preferredNetdev(a, b string) bool {
+	rank := func(n string) (bool, int) {
+		port, _ := s.readString(s.path("class", "net", n, "phys_port_name"))
+		dev, err := s.readInt(s.path("class", "net", n, "dev_port"))
+		if err != nil {
+			dev = 0
+		}
+		return representorRE.MatchString(port), dev
+	}
+	ra, da := rank(a)
+	rb, db := rank(b)
+	switch {
+	case ra != rb:
+		return !ra
+	case da != db:
+		return da < db
+	}
+	return a < b
 }

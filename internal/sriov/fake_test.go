@@ -294,6 +294,7 @@ func (e *env) manager(opts Options) *Manager {
 	}
 	m.net = e.net
 	m.euid = func() int { return 0 }
+	m.initialNetns = func() (bool, error) { return true, nil }
 	m.uplinks = func() (map[int]bool, error) { return nil, nil } // the fake host has no routes
 	m.sys.onWrite = func(p, v string) {
 		e.wmu.Lock()

@@ -2,6 +2,7 @@ package sriov
 
 import (
 	"context"
+	"fmt"
 	"os"
 
 	"github.com/kubevirt/kubevirtci-go/internal/cmdrun"
@@ -25,6 +26,9 @@ type Manager struct {
 
 	// Seams for tests.
 	euid func() int
+	// initialNetns tells whether this process is in the initial network
+	// namespace (that of PID 1).
+	initialNetns func() (bool, error)
 	// uplinks returns the indexes of host links carrying a default route.
 	uplinks func() (map[int]bool, error)
 	hook    func(point string) // called at each step boundary of Up
@@ -41,13 +45,14 @@ func New(opts Options, run cmdrun.Runner, log *step.Logger) (*Manager, error) {
 		run = cmdrun.Exec{}
 	}
 	return &Manager{
-		opts:    opts,
-		sys:     sysfs{root: opts.SysfsRoot},
-		net:     kernelNet{},
-		run:     run,
-		log:     log,
-		euid:    os.Geteuid,
-		uplinks: defaultRouteLinks,
+		opts:         opts,
+		sys:          sysfs{root: opts.SysfsRoot},
+		net:          kernelNet{},
+		run:          run,
+		log:          log,
+		euid:         os.Geteuid,
+		initialNetns: inInitialNetns,
+		uplinks:      defaultRouteLinks,
 	}, nil
 }
 
@@ -61,3 +66,16 @@ func (m *Manager) at(point string) {
 }
 
 func (m *Manager) debugf(format string, args ...any) { m.log.Debugf(format, args...) }
+
+// inInitialNetns compares this process's network namespace with PID 1's.
+func inInitialNetns() (bool, error) {
+	self, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		return false, err
+	}
+	pid1, err := os.Readlink("/proc/1/ns/net")
+	if err != nil {
+		return false, fmt.Errorf("reading PID 1's network namespace (%w): run as root in the host's PID namespace", err)
+	}
+	return self == pid1, nil
+}

@@ -147,9 +147,12 @@ func (n *nlNamespace) MoveTo(index int, dst netNamespace) error {
 }
 
 // defaultRouteLinks returns the interface indexes of the host namespace's
-// links that carry a default route (IPv4 or IPv6, multipath included).
+// links that carry a default route (IPv4 or IPv6, multipath included, in
+// any routing table), and of the links under them: the members of a bond
+// or bridge that carries one, the lower device of a VLAN (or macvlan) that
+// does, and so on down. Moving any of them would cut the host off.
 func defaultRouteLinks() (map[int]bool, error) {
-	routes, err := netlink.RouteList(nil, netlink.FAMILY_ALL)
+	routes, err := netlink.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
 	if err != nil {
 		return nil, fmt.Errorf("listing the host's routes: %w", err)
 	}
@@ -169,5 +172,14 @@ func defaultRouteLinks() (map[int]bool, error) {
 			}
 		}
 	}
-	return out, nil
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("listing the host's links: %w", err)
+	}
+	stack := make([]linkStack, 0, len(links))
+	for _, l := range links {
+		a := l.Attrs()
+		stack = append(stack, linkStack{index: a.Index, master: a.MasterIndex, parent: a.ParentIndex})
+	}
+	return withLowerLinks(out, stack), nil
 }

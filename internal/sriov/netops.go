@@ -110,3 +110,25 @@ func linkByName(links []linkInfo, name string) (linkInfo, bool) {
 	}
 	return linkInfo{}, false
 }
+
+// linkStack is how a link sits on others: its master (the bond or bridge it
+// is a member of) and its parent (the lower device of a VLAN or macvlan).
+type linkStack struct{ index, master, parent int }
+
+// withLowerLinks adds to carrying (link indexes) every link below one of
+// them: members of a carrying master, parents of a carrying link, down to
+// the physical ports.
+func withLowerLinks(carrying map[int]bool, links []linkStack) map[int]bool {
+	for changed := true; changed; {
+		changed = false
+		for _, l := range links {
+			if carrying[l.index] && l.parent > 0 && !carrying[l.parent] {
+				carrying[l.parent], changed = true, true
+			}
+			if l.master > 0 && carrying[l.master] && !carrying[l.index] {
+				carrying[l.index], changed = true, true
+			}
+		}
+	}
+	return carrying
+}

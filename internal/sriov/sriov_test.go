@@ -82,6 +82,38 @@ func TestAllocateExactBlacklist(t *testing.T) {
 	}
 }
 
+// A PF that cannot have VFS_COUNT VFs is skipped for a spare one; when too
+// few remain, the error names the small ones with their sriov_totalvfs.
+func TestAllocateSkipsPFsWithTooFewVFs(t *testing.T) {
+	found := []PF{
+		{Name: "a", PCI: "0000:01:00.0", TotalVFs: 4}, {Name: "b", PCI: "0000:02:00.0", TotalVFs: 8},
+		{Name: "c", PCI: "0000:03:00.0", TotalVFs: 8},
+	}
+	plan, err := allocate(found, Options{PFCountPerNode: 1, VFCount: 6}, nil, []string{"w1", "w2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names(plan.Assignments[0].PFs) != "b" || names(plan.Assignments[1].PFs) != "c" || names(plan.TooFewVFs) != "a" {
+		t.Fatalf("assignments %+v, too few VFs %q; want b, c and a skipped", plan.Assignments, names(plan.TooFewVFs))
+	}
+	_, err = allocate(found, Options{PFCountPerNode: 1, VFCount: 6}, nil, []string{"w1", "w2", "w3"})
+	if err == nil || !strings.Contains(err.Error(), "1 with fewer VFs than VFS_COUNT=6 (sriov_totalvfs: a 4)") || !strings.Contains(err.Error(), "lower VFS_COUNT") {
+		t.Fatalf("too few PFs with enough VFs: %v", err)
+	}
+}
+
+// PF_BLACKLIST takes PCI addresses too.
+func TestAllocateBlacklistByPCI(t *testing.T) {
+	found := []PF{{Name: "a", PCI: "0000:01:00.0"}, {Name: "b", PCI: "0000:02:00.0"}}
+	plan, err := allocate(found, Options{PFCountPerNode: 1, Blacklist: []string{"0000:01:00.0"}}, nil, []string{"w1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names(plan.Blacklisted) != "a" || names(plan.Assignments[0].PFs) != "b" {
+		t.Fatalf("blacklisted %q, assigned %q; want a (by its PCI address) and b", names(plan.Blacklisted), names(plan.Assignments[0].PFs))
+	}
+}
+
 func TestAllocateCounts(t *testing.T) {
 	found := []PF{
 		{Name: "a", PCI: "0000:01:00.0"}, {Name: "b", PCI: "0000:02:00.0"},
@@ -303,7 +335,7 @@ func TestVFCountTooHigh(t *testing.T) {
 	e := newEnv(t, []envPF{{name: "ens1f0", pci: "0000:3b:00.0", mac: "aa:00:00:00:00:01", mtu: 1500, total: 4}},
 		Options{VFCount: 6}, sriovsim.Options{}, "w1")
 	_, err := e.m.Up(context.Background(), e.nodes, []string{"w1"})
-	if err == nil || !strings.Contains(err.Error(), "supports 4 VFs (sriov_totalvfs), VFS_COUNT=6") || !strings.Contains(err.Error(), "nothing was changed") {
+	if err == nil || !strings.Contains(err.Error(), "1 with fewer VFs than VFS_COUNT=6 (sriov_totalvfs: ens1f0 4)") || !strings.Contains(err.Error(), "nothing was changed") {
 		t.Fatalf("got %v", err)
 	}
 	if len(e.takeWrites()) != 0 {
@@ -588,9 +620,10 @@ func TestChecks(t *testing.T) {
 	t.Run("all failing at once", func(t *testing.T) {
 		e := newEnv(t, fourPFs, Options{}, sriovsim.Options{NoIOMMU: true, NoVFIO: true}, "w1")
 		e.m.euid = func() int { return 1000 }
+		e.m.initialNetns = func() (bool, error) { return false, nil }
 		e.m.run = (&cmdrun.Fake{}).On("modprobe: FATAL: Module vfio-pci not found", errors.New("exit status 1"), "modprobe", "--dry-run", "vfio-pci")
 		_, err := e.m.Check(context.Background(), []string{"w1"})
-		for _, want := range []string{"needs root", "IOMMU is off", "vfio-pci driver is not loaded", "Module vfio-pci not found"} {
+		for _, want := range []string{"needs root", "initial network namespace", "IOMMU is off", "vfio-pci driver is not loaded", "Module vfio-pci not found"} {
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("error lacks %q: %v", want, err)
 			}
@@ -888,4 +921,70 @@ func TestContainerNodes(t *testing.T) {
 	}
 	var _ Nodes = c
 	var _ NodeExec = c
+}
+
+// Several netdevs on one PCI function (the ports of a multi-port function,
+// switchdev representors) are one PF, moved by its first port.
+func TestDiscoverCountsAFunctionOnce(t *testing.T) {
+	root := t.TempDir()
+	fn := filepath.Join(root, "devices", "pci0000:00", "0000:3b:00.0")
+	other := filepath.Join(root, "devices", "pci0000:00", "0000:5e:00.0")
+	for _, d := range []string{fn, other} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(d, "sriov_totalvfs"), []byte("8\n"), 0o644)
+		os.WriteFile(filepath.Join(d, "sriov_numvfs"), []byte("0\n"), 0o644)
+	}
+	netdev := func(name, dev, port string, devPort int) linkInfo {
+		dir := filepath.Join(root, "class", "net", name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(dev, filepath.Join(dir, "device")); err != nil {
+			t.Fatal(err)
+		}
+		if port != "" {
+			os.WriteFile(filepath.Join(dir, "phys_port_name"), []byte(port+"\n"), 0o644)
+		}
+		os.WriteFile(filepath.Join(dir, "dev_port"), []byte(fmt.Sprintf("%d\n", devPort)), 0o644)
+		return linkInfo{Name: name}
+	}
+	links := []linkInfo{
+		netdev("rep0", fn, "pf0vf0", 0), // a VF representor of the PF
+		netdev("p1", fn, "p1", 1),       // the function's second port
+		netdev("p0", fn, "p0", 0),
+		netdev("q0", other, "", 0),
+	}
+	pfs, err := discover(sysfs{root: root}, links)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range pfs {
+		got = append(got, p.Name+"@"+p.PCI)
+	}
+	if want := []string{"p0@0000:3b:00.0", "q0@0000:5e:00.0"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("discovered %v, want %v: one PF per PCI function, by its first port", got, want)
+	}
+}
+
+// The uplink guard covers the links under one that carries the default
+// route: bond and bridge members, a VLAN's lower device, stacked.
+func TestWithLowerLinks(t *testing.T) {
+	// 1 eth0 (plain uplink); 2 ens1f0 and 3 ens1f1 in bond 4; 5 vlan on
+	// bond 4 carries the route; 6 ens2f0 in bridge 7, 8 vlan on 9 ens3f0,
+	// neither carrying anything; 10 br0 carries a route, 11 vlan on 12
+	// ens4f0 is a port of br0.
+	links := []linkStack{
+		{index: 1}, {index: 2, master: 4}, {index: 3, master: 4}, {index: 4}, {index: 5, parent: 4},
+		{index: 6, master: 7}, {index: 7}, {index: 8, parent: 9}, {index: 9},
+		{index: 10}, {index: 11, parent: 12, master: 10}, {index: 12},
+	}
+	got := withLowerLinks(map[int]bool{1: true, 5: true, 10: true}, links)
+	for i, want := range map[int]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: false, 7: false, 8: false, 9: false, 10: true, 11: true, 12: true} {
+		if got[i] != want {
+			t.Errorf("link %d: uplink %v, want %v", i, got[i], want)
+		}
+	}
 }
