@@ -17,14 +17,14 @@ log() { echo "figures: $*" >&2; }
 
 scripts/host-setup.sh
 
-log "node and registry images"
+log "node, registry and component images"
 build_log=$(mktemp)
 trap 'rm -f "$build_log"' EXIT
 t0=$SECONDS
-scripts/mage.sh image:node image:registry 2>&1 | tee "$build_log"
+scripts/mage.sh image:node image:registry image:components 2>&1 | tee "$build_log"
 export FIGURES_IMAGE_ENSURE_SECONDS=$((SECONDS - t0))
-if [ "$(grep -c 'is up to date' "$build_log" || true)" -ge 2 ]; then
-	export FIGURES_IMAGE_ENSURE_KIND="both images up to date: the check only"
+if [ "$(grep -Ec 'is up to date|are up to date' "$build_log" || true)" -ge 3 ]; then
+	export FIGURES_IMAGE_ENSURE_KIND="every image up to date: the check only"
 else
 	export FIGURES_IMAGE_ENSURE_KIND="built what was missing or out of date, with the caches as found"
 fi

@@ -52,6 +52,7 @@ func (p *Provider) moveNICs(ctx context.Context, st *upState) error {
 	if err != nil {
 		return err
 	}
+	st.movingNICs = true
 	st.assignments, err = m.Up(ctx, p.cli, p.cfg().WorkerNodes())
 	if err != nil {
 		return err

@@ -35,6 +35,9 @@ type upState struct {
 	// nodes pull the others).
 	imageLoad    *imageLoad
 	loadedImages []string
+	// movingNICs is set once this run starts moving PFs: from then on a
+	// failure gives them back.
+	movingNICs bool
 }
 
 func (p *Provider) cfg() *config.Config { return p.env.Config }
@@ -86,7 +89,10 @@ func (p *Provider) Up(ctx context.Context) (err error) {
 	}
 	defer func() {
 		st.stopLoadingImages()
-		if err != nil {
+		// Only NICs this run may have moved: a failure before the move
+		// (say, a cluster of that name is already up, with its PFs) must
+		// not touch another run's PFs.
+		if err != nil && st.movingNICs {
 			p.rollbackNICs(err)
 		}
 	}()
@@ -99,6 +105,10 @@ func (p *Provider) Up(ctx context.Context) (err error) {
 			run = func() error { return log.Run(s.name, func() error { return s.fn(ctx, st) }) }
 		}
 		if err := run(); err != nil {
+			var up *alreadyUpError
+			if errors.As(err, &up) {
+				return err
+			}
 			return fmt.Errorf("%w\n\nThe cluster is left as it is for inspection; `make cluster-down` (with the same CLUSTER_NAME) removes all of it", err)
 		}
 	}
@@ -116,7 +126,11 @@ func (p *Provider) preflight(ctx context.Context, st *upState) error {
 		return err
 	}
 	if exists {
-		return fmt.Errorf("a kind cluster named %q already exists; run `make cluster-down` (CLUSTER_NAME=%s) first, or pick another CLUSTER_NAME", c.ClusterName, c.ClusterName)
+		var status strings.Builder
+		if err := p.Status(ctx, &status); err != nil {
+			fmt.Fprintf(&status, "(status: %v)\n", err)
+		}
+		return &alreadyUpError{cluster: c.ClusterName, status: status.String()}
 	}
 	if err := p.checkRegistryPort(ctx); err != nil {
 		return err
@@ -126,6 +140,14 @@ func (p *Provider) preflight(ctx context.Context, st *upState) error {
 	}
 	st.kindConfig, err = kindcfg.Render(c)
 	return err
+}
+
+// alreadyUpError is cluster-up on a cluster that runs: nothing is changed.
+type alreadyUpError struct{ cluster, status string }
+
+func (e *alreadyUpError) Error() string {
+	return fmt.Sprintf("cluster %s is already up; nothing was changed. Use it as it is, or run `make cluster-down` (CLUSTER_NAME=%s) first, or pick another CLUSTER_NAME:\n\n%s",
+		e.cluster, e.cluster, strings.TrimRight(e.status, "\n"))
 }
 
 // checkRegistryPort fails when the registry's host port is taken by anything

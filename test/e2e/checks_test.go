@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -482,4 +483,39 @@ func sorted(in []string) []string {
 	out := append([]string(nil), in...)
 	sort.Strings(out)
 	return out
+}
+
+// checkUpAgain runs `make cluster-up` on the cluster that is up, the
+// commonest mistake there is: it must say the cluster is up (with the
+// status), fail, and change nothing: the workers keep their PFs and the
+// ledger stays as it was.
+func checkUpAgain(t *testing.T, c *cluster, pfs *pfSet) {
+	t.Helper()
+	before, err := os.ReadFile(c.ledgerPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := pfs.checkHeld(t, c, 2)
+	// Not c.run: that refuses to start a cluster-up on a running cluster.
+	p := startProc(t, c.name+" cluster-up again", c.environ(), nil, "make", "-C", repoRoot, "--no-print-directory", "cluster-up")
+	err = p.wait(upTimeout)
+	out := p.output()
+	if err == nil {
+		t.Errorf("a second make cluster-up on the running cluster succeeded")
+	}
+	for _, want := range []string{"cluster " + c.name + " is already up; nothing was changed", "SR-IOV:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("second make cluster-up: output lacks %q:\n%s", want, tail(out, 30))
+		}
+	}
+	if strings.Contains(out, "Returning SR-IOV PFs") {
+		t.Errorf("second make cluster-up touched the PFs:\n%s", tail(out, 30))
+	}
+	after, err := os.ReadFile(c.ledgerPath())
+	if err != nil || !bytes.Equal(before, after) {
+		t.Errorf("the ledger changed (%v):\nbefore %s\nafter  %s", err, before, after)
+	}
+	if again := pfs.checkHeld(t, c, 2); fmt.Sprint(again) != fmt.Sprint(held) {
+		t.Errorf("PFs held before %v, after %v", held, again)
+	}
 }

@@ -296,7 +296,8 @@ func renderFigures(kept string, f figureData) string {
 	w("")
 	w("Measured by `scripts/figures.sh` (test `TestFigures` in `test/e2e`) on %s, in one run on one machine: %s.",
 		time.Now().UTC().Format("2006-01-02"), machine())
-	w("Node image `%s` and registry image `%s`, both built from source; kind library %s.", nodeImage, registryImage, images.Kind)
+	w("Node image `%s`, registry image `%s` and the component images (`%s`, `%s`, `%s`), all built from source; kind library %s.",
+		nodeImage, registryImage, multusImage, sriovCNIImage, devicePluginImage, images.Kind)
 	if f.rounds > 1 {
 		w("Each figure is the median of %d rounds.", f.rounds)
 	}
@@ -309,9 +310,12 @@ func renderFigures(kept string, f figureData) string {
 	w("| `make cluster-up` with `KUBEVIRT_NUM_NODES=3`, `PF_COUNT_PER_NODE=2` (4 PFs moved, %d VFs each), until it returns | %s |", config.DefaultVFsCount, secs(f.toolUp))
 	w("| **ratio** (make cluster-up / plain kind) | **%.2f** |", f.toolUp.Seconds()/f.plainUp.Seconds())
 	w("")
-	w("`make cluster-up` does more than kind: the registry, the node fix-ups, the SR-IOV PFs and VFs, the components (their")
-	w("waits skipped with `SRIOV_SKIP_COMPONENT_WAITS=true`, since their upstream images cannot be pulled on the machine")
-	w("measured), and waits for DNS and every kube-system pod by watching. Its steps in the first round:")
+	w("`make cluster-up` does more than kind: the registry, the node fix-ups, the SR-IOV PFs and VFs, the component images")
+	w("loaded into the nodes (in the background, from before kind starts until the deployment), multus, sriov-cni and the")
+	w("device plugin deployed and waited for (DaemonSets rolled out on exactly their nodes, every pod of the cluster Ready),")
+	w("and waits for DNS and every kube-system pod by watching. The one wait left out is the allocatable")
+	w("`kubevirt.io/sriov_net` count (`SRIOV_SKIP_ALLOCATABLE_WAIT=true`): the PFs are simulated and the device plugin reads")
+	w("the kernel's sysfs, where they have no VF. Its steps in the first round:")
 	w("")
 	w("| step | time |")
 	w("| --- | ---: |")
