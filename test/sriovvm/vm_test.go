@@ -14,6 +14,8 @@ package sriovvm
 //	KUBEVIRTCI_SRIOV_VM=1  run (otherwise the test skips)
 //	SRIOV_VM_KERNEL_DIR    an unpacked Debian linux-image package (scripts/vm-setup.sh)
 //	SRIOV_VM_ACCEL         kvm or tcg to skip the detection
+//	SRIOV_VM_RUN           a -test.run pattern for the guest (debugging)
+//	SRIOV_DEBUG            print the SR-IOV steps' details in the guest
 
 import (
 	"bufio"
@@ -65,7 +67,7 @@ i=0
 while [ $(ls -d /sys/class/net/eth* 2>/dev/null | wc -l) -lt %d ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 echo "kubevirtci-vm: $(ls /sys/class/net | tr '\n' ' ')"
 cd /tmp
-SRIOV_VM_SRIOVDP=/bin/sriovdp SRIOV_VM_SRIOV_CNI=/bin/sriov /bin/sriov.test -test.v -test.count=1 -test.timeout=9m -test.run '%s'
+%s SRIOV_VM_SRIOVDP=/bin/sriovdp SRIOV_VM_SRIOV_CNI=/bin/sriov /bin/sriov.test -test.v -test.count=1 -test.timeout=9m -test.run '%s'
 echo "kubevirtci-vm: exit $?"
 poweroff -f
 `
@@ -109,7 +111,7 @@ func TestSRIOVVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := map[string]file{
-		"/init":                           {Mode: 0o755, Data: []byte(fmt.Sprintf(initScript, pfCount, "^("+strings.Join(guestTests, "|")+")$"))},
+		"/init":                           {Mode: 0o755, Data: []byte(fmt.Sprintf(initScript, pfCount, guestEnv(), guestRun()))},
 		"/bin/busybox":                    {Mode: 0o755, Src: "/bin/busybox"},
 		"/bin/sriov.test":                 {Mode: 0o755, Src: guest},
 		"/bin/sriovdp":                    {Mode: 0o755, Src: bins["sriovdp"]},
@@ -159,6 +161,23 @@ func TestSRIOVVM(t *testing.T) {
 		t.Errorf("the VM: %v", err)
 	}
 	report(t, out)
+}
+
+// guestRun selects the guest's tests: all of guestTests, or those that
+// SRIOV_VM_RUN matches (to debug one; the others then count as not run).
+func guestRun() string {
+	if r := os.Getenv("SRIOV_VM_RUN"); r != "" {
+		return r
+	}
+	return "^(" + strings.Join(guestTests, "|") + ")$"
+}
+
+// guestEnv passes SRIOV_DEBUG (the package's step details) to the guest.
+func guestEnv() string {
+	if os.Getenv("SRIOV_DEBUG") != "" {
+		return "SRIOV_DEBUG=1"
+	}
+	return ""
 }
 
 // report turns the guest's `go test -v` output into one subtest per case.
