@@ -35,6 +35,9 @@ type upState struct {
 	// nodes pull the others).
 	imageLoad    *imageLoad
 	loadedImages []string
+	// creating is set once this run starts creating the cluster: before,
+	// a failure has changed nothing.
+	creating bool
 	// movingNICs is set once this run starts moving PFs: from then on a
 	// failure gives them back.
 	movingNICs bool
@@ -109,6 +112,9 @@ func (p *Provider) Up(ctx context.Context) (err error) {
 			if errors.As(err, &up) {
 				return err
 			}
+			if !st.creating {
+				return fmt.Errorf("%w\n\nNothing was changed", err)
+			}
 			return fmt.Errorf("%w\n\nThe cluster is left as it is for inspection; `make cluster-down` (with the same CLUSTER_NAME) removes all of it", err)
 		}
 	}
@@ -169,6 +175,7 @@ func (p *Provider) checkRegistryPort(ctx context.Context) error {
 
 func (p *Provider) createCluster(ctx context.Context, st *upState) error {
 	c := p.cfg()
+	st.creating = true
 	if err := os.MkdirAll(c.StateDir(), 0o755); err != nil {
 		return err
 	}
