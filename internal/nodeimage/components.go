@@ -130,20 +130,12 @@ func CheckArchives(dir string) (map[string]string, error) {
 // ddptool (Intel DDP profiles; a C program the provider's selectors do not
 // use).
 func BuildComponents(ctx context.Context, opts Options) ([]string, error) {
-	o, err := opts.complete()
-	if err != nil {
-		return nil, err
-	}
-	dir := o.upstreamDir()
-	archives, err := CheckArchives(dir)
-	if err != nil {
-		return nil, err
-	}
-	b, err := newBuilder(ctx, o)
+	b, dir, archives, err := componentBuilder(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer b.close()
+	o := &b.o
 
 	inputs, err := b.componentInputs()
 	if err != nil {
@@ -201,16 +193,7 @@ func BuildComponents(ctx context.Context, opts Options) ([]string, error) {
 // their paths by file name: "multus", "sriov" and "sriovdp". The SR-IOV VM
 // suite runs them outside any image.
 func ComponentBinaries(ctx context.Context, opts Options) (map[string]string, error) {
-	o, err := opts.complete()
-	if err != nil {
-		return nil, err
-	}
-	dir := o.upstreamDir()
-	archives, err := CheckArchives(dir)
-	if err != nil {
-		return nil, err
-	}
-	b, err := newBuilder(ctx, o)
+	b, dir, archives, err := componentBuilder(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -224,6 +207,26 @@ func ComponentBinaries(ctx context.Context, opts Options) (map[string]string, er
 		out[c.Output] = filepath.Join(bins[c.Name], c.Output)
 	}
 	return out, nil
+}
+
+// componentBuilder completes the options and checks the source archives
+// (before anything runs), then starts a build. It returns the archives'
+// folder and their paths by project.
+func componentBuilder(ctx context.Context, opts Options) (*builder, string, map[string]string, error) {
+	o, err := opts.complete()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	dir := o.upstreamDir()
+	archives, err := CheckArchives(dir)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	b, err := newBuilder(ctx, o)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return b, dir, archives, nil
 }
 
 // componentBinaries unpacks the checked archives and builds the three
