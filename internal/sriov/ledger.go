@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -88,7 +89,50 @@ func readLedgerFile(p string) (*Ledger, error) {
 	if l.Version != LedgerVersion {
 		return nil, fmt.Errorf("SR-IOV ledger %s has version %d, this program reads version %d", p, l.Version, LedgerVersion)
 	}
+	if err := l.validate(); err != nil {
+		return nil, fmt.Errorf("SR-IOV ledger %s: %w; it was not written by this tool (or was edited): check its PFs by hand, then remove it", p, err)
+	}
 	return &l, nil
+}
+
+// pciAddressRE is a PCI address as sysfs names it: domain:bus:device.function.
+var pciAddressRE = regexp.MustCompile(`^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$`)
+
+// validate checks every value before it becomes part of a sysfs path, a
+// sysfs write or a link name: a ledger is read back as root.
+func (l *Ledger) validate() error {
+	if !clusterNameRE.MatchString(l.Cluster) {
+		return fmt.Errorf("cluster %q is not a cluster name", l.Cluster)
+	}
+	for i, p := range l.PFs {
+		bad := func(field, v string) error { return fmt.Errorf("PF %d: %s %q is not valid", i, field, v) }
+		switch {
+		case !pciAddressRE.MatchString(p.PCI):
+			return bad("PCI address", p.PCI)
+		case p.ParentDev != "" && !pciAddressRE.MatchString(p.ParentDev):
+			return bad("parent device", p.ParentDev)
+		case !validLinkName(p.Name):
+			return bad("name", p.Name)
+		case p.Node == "" || strings.ContainsAny(p.Node, "/\x00") || len(p.Node) > 253:
+			return bad("node", p.Node)
+		case p.NumVFs < 0 || p.NumVFs > 65535 || (p.TotalVFs > 0 && p.NumVFs > p.TotalVFs):
+			return bad("VF count", fmt.Sprint(p.NumVFs))
+		case p.Autoprobe != "" && p.Autoprobe != "0" && p.Autoprobe != "1":
+			return bad("sriov_drivers_autoprobe", p.Autoprobe)
+		}
+		switch p.State {
+		case StatePlanned, StateMoved, StateConfigured, StateReturned:
+		default:
+			return bad("state", string(p.State))
+		}
+	}
+	return nil
+}
+
+// validLinkName is a Linux interface name: 1 to 15 bytes, no '/', ':' or
+// white space, not "." or "..".
+func validLinkName(s string) bool {
+	return len(s) > 0 && len(s) <= 15 && s != "." && s != ".." && !strings.ContainsAny(s, "/: \t\n\r\x00")
 }
 
 // writeLedger replaces the ledger atomically: a crash leaves either the old

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -25,11 +26,16 @@ func acquireLock(ctx context.Context, stateDir, who string, timeout time.Duratio
 	if err := os.MkdirAll(stateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("SR-IOV state directory (SRIOV_STATE_DIR=%s): %w", stateDir, err)
 	}
-	p := lockPath(stateDir)
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("SR-IOV lock: %w", err)
+	if err := checkStateDir(stateDir); err != nil {
+		return nil, err
 	}
+	p := lockPath(stateDir)
+	// Not through a symbolic link: the file is truncated and written.
+	fd, err := unix.Open(p, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("SR-IOV lock %s: %w (it must be a regular file, not a symbolic link)", p, err)
+	}
+	f := os.NewFile(uintptr(fd), p)
 	holder := func() string {
 		b, _ := os.ReadFile(p)
 		return strings.TrimSpace(string(b))
@@ -61,6 +67,26 @@ func acquireLock(ctx context.Context, stateDir, who string, timeout time.Duratio
 		f.WriteAt([]byte(fmt.Sprintf("%s (pid %d) since %s\n", who, os.Getpid(), time.Now().Format(time.RFC3339))), 0)
 	}
 	return &hostLock{f: f}, nil
+}
+
+// checkStateDir refuses a state directory that another user could write
+// to: the ledgers in it are read back as root and name the sysfs paths and
+// links cluster-down acts on.
+func checkStateDir(dir string) error {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("SR-IOV state directory (SRIOV_STATE_DIR=%s): %w", dir, err)
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	switch {
+	case !st.IsDir():
+		return fmt.Errorf("SRIOV_STATE_DIR=%s is not a directory", dir)
+	case ok && int(sys.Uid) != os.Geteuid() && sys.Uid != 0:
+		return fmt.Errorf("SRIOV_STATE_DIR=%s belongs to user %d, not to this user (%d) or root: another user could plant ledgers there; use a directory of your own (default %s)", dir, sys.Uid, os.Geteuid(), DefaultStateDir)
+	case st.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("SRIOV_STATE_DIR=%s is writable by group or others (mode %o): another user could plant ledgers there; chmod go-w it", dir, st.Mode().Perm())
+	}
+	return nil
 }
 
 func (l *hostLock) release() {

@@ -988,3 +988,66 @@ func TestWithLowerLinks(t *testing.T) {
 		}
 	}
 }
+
+// The lock is never opened through a symbolic link, and a state directory
+// that other users can write to is refused.
+func TestStateDirAndLockSafety(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	target := filepath.Join(t.TempDir(), "elsewhere")
+	if err := os.Symlink(target, filepath.Join(dir, "lock")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := acquireLock(context.Background(), dir, "test", time.Second, nil); err == nil || !strings.Contains(err.Error(), "not a symbolic link") {
+		t.Errorf("lock through a symlink: %v", err)
+	}
+	if _, err := os.Stat(target); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the symlink's target was created (%v)", err)
+	}
+	open := filepath.Join(t.TempDir(), "open")
+	if err := os.MkdirAll(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := acquireLock(context.Background(), open, "test", time.Second, nil); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Errorf("world-writable state dir: %v", err)
+	}
+}
+
+// Ledger values are checked before they become sysfs paths or link names.
+func TestLedgerValidated(t *testing.T) {
+	good := LedgerPF{PCI: "0000:3b:00.0", Node: "sriov-worker", Name: "ens1f0", State: StateMoved, NumVFs: 0, TotalVFs: 8}
+	for _, c := range []struct {
+		field string
+		edit  func(p *LedgerPF)
+	}{
+		{"PCI address", func(p *LedgerPF) { p.PCI = "../../../kernel" }},
+		{"name", func(p *LedgerPF) { p.Name = "a/b" }},
+		{"node", func(p *LedgerPF) { p.Node = "" }},
+		{"VF count", func(p *LedgerPF) { p.NumVFs = 9 }},
+		{"sriov_drivers_autoprobe", func(p *LedgerPF) { p.Autoprobe = "1; reboot" }},
+		{"state", func(p *LedgerPF) { p.State = "gone" }},
+		{"parent device", func(p *LedgerPF) { p.ParentDev = "x" }},
+	} {
+		pf := good
+		c.edit(&pf)
+		dir := t.TempDir()
+		if err := writeLedger(dir, &Ledger{Version: LedgerVersion, Cluster: "sriov", PFs: []LedgerPF{pf}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadLedger(dir, "sriov"); err == nil || !strings.Contains(err.Error(), c.field) {
+			t.Errorf("ledger with a bad %s: %v", c.field, err)
+		}
+	}
+	dir := t.TempDir()
+	if err := writeLedger(dir, &Ledger{Version: LedgerVersion, Cluster: "sriov", PFs: []LedgerPF{good}}); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := ReadLedger(dir, "sriov"); err != nil || l == nil {
+		t.Errorf("a good ledger: %v", err)
+	}
+}
