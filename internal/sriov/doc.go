@@ -9,7 +9,9 @@
 // cluster can get the PFs it needs. Up takes a host-wide lock, allocates
 // PFs, writes the cluster's ledger, moves each PF into its worker's network
 // namespace, and creates and binds the VFs. Return gives back every PF in
-// the ledger. PrepareNode readies a node for VFIO. Status reports what a
+// the ledger; ReturnNetdevs does its first half (the netdevs, not the VF
+// counts), so that cluster-down can delete the nodes, and with them any VM
+// holding a VF, before the VF counts are reset. PrepareNode readies a node for VFIO. Status reports what a
 // cluster holds.
 //
 // # The ledger is the source of truth

@@ -21,6 +21,19 @@ import (
 // Call it before deleting the nodes: a PF in a live node comes back at
 // once, while one in a deleted node waits for the kernel.
 func (m *Manager) Return(ctx context.Context, nodes Nodes) error {
+	return m.giveBackLedger(ctx, nodes, true)
+}
+
+// ReturnNetdevs brings every PF's netdev home and restores it, as Return
+// does, but leaves the VF counts and the ledger as they are: cluster-down
+// calls it before it deletes the nodes (a PF in a live node comes back at
+// once), then Return once they are gone, when no VM in a node can hold a
+// VF through vfio any more (a VF in use can block the reset of the count).
+func (m *Manager) ReturnNetdevs(ctx context.Context, nodes Nodes) error {
+	return m.giveBackLedger(ctx, nodes, false)
+}
+
+func (m *Manager) giveBackLedger(ctx context.Context, nodes Nodes, vfs bool) error {
 	lk, err := m.lock(ctx)
 	if err != nil {
 		return err
@@ -39,6 +52,9 @@ func (m *Manager) Return(ctx context.Context, nodes Nodes) error {
 		return err
 	}
 	defer host.Close()
+	if !vfs {
+		return m.giveBackNetdevs(ctx, host, nodes, l)
+	}
 	return m.giveBack(ctx, host, nodes, nil, l)
 }
 
@@ -52,6 +68,16 @@ type pfReturn struct {
 // rollback), tried before looking nodes up: the PFs are there even if the
 // node's process died meanwhile, since the open handle keeps it alive.
 func (m *Manager) giveBack(ctx context.Context, host netNamespace, nodes Nodes, held map[string]netNamespace, l *Ledger) error {
+	return m.giveBackPFs(ctx, host, nodes, held, l, true)
+}
+
+// giveBackNetdevs is giveBack without the VF counts: the ledger is kept
+// (its PFs keep their state) for the Return that follows.
+func (m *Manager) giveBackNetdevs(ctx context.Context, host netNamespace, nodes Nodes, l *Ledger) error {
+	return m.giveBackPFs(ctx, host, nodes, nil, l, false)
+}
+
+func (m *Manager) giveBackPFs(ctx context.Context, host netNamespace, nodes Nodes, held map[string]netNamespace, l *Ledger, vfs bool) error {
 	nodeNS := map[string]netNamespace{}
 	nodeErr := map[string]error{}
 	defer func() {
@@ -110,8 +136,8 @@ func (m *Manager) giveBack(ctx context.Context, host netNamespace, nodes Nodes, 
 			pr.netdev = done
 			waiting = waiting || !done
 		}
-		if waiting && !final {
-			return true
+		if (waiting && !final) || !vfs {
+			return waiting
 		}
 		// PFs are independent PCI devices: their VF counts are restored
 		// at the same time (a driver may take a while to tear VFs down:
@@ -168,7 +194,7 @@ func (m *Manager) giveBack(ctx context.Context, host netNamespace, nodes Nodes, 
 
 	var missing []string
 	for i, p := range l.PFs {
-		if p.State == StateReturned {
+		if p.State == StateReturned || (!vfs && progress[i].netdev) {
 			continue
 		}
 		why := progress[i].err
@@ -184,6 +210,9 @@ func (m *Manager) giveBack(ctx context.Context, host netNamespace, nodes Nodes, 
 		missing = append(missing, fmt.Sprintf("%s (%s): %v", p.Name, p.PCI, why))
 	}
 	if len(missing) == 0 {
+		if !vfs {
+			return nil
+		}
 		return removeLedger(m.opts.StateDir, l.Cluster)
 	}
 	if err := writeLedger(m.opts.StateDir, l); err != nil {

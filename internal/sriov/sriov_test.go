@@ -1051,3 +1051,32 @@ func TestLedgerValidated(t *testing.T) {
 		t.Errorf("a good ledger: %v", err)
 	}
 }
+
+// cluster-down's order: ReturnNetdevs brings the PFs home and leaves their
+// VFs and the ledger; once the nodes are gone, Return restores the VF
+// counts and removes the ledger.
+func TestReturnNetdevsThenVFs(t *testing.T) {
+	e := newEnv(t, fourPFs, Options{PFCountPerNode: 2, VFCount: 3}, sriovsim.Options{}, "w1", "w2")
+	if _, err := e.m.Up(context.Background(), e.nodes, []string{"w1", "w2"}); err != nil {
+		t.Fatalf("%v (simulator: %v)", err, e.sim.Errors())
+	}
+	if err := e.m.ReturnNetdevs(context.Background(), e.nodes); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"ens1f0", "ens1f1", "ens1f10", "ens2f0"} {
+		if ns, _ := e.net.where(name); ns != 0 {
+			t.Errorf("%s is in namespace %d after ReturnNetdevs, want the host's", name, ns)
+		}
+		if n := len(e.sim.VFs(name)); n != 3 {
+			t.Errorf("%s has %d VFs after ReturnNetdevs, want its 3 still (the nodes may hold them)", name, n)
+		}
+	}
+	if l, err := ReadLedger(e.opts.StateDir, e.opts.Cluster); err != nil || l == nil {
+		t.Fatalf("the ledger is gone after ReturnNetdevs (%v)", err)
+	}
+	// The nodes are deleted: Return works from the host alone.
+	if err := e.m.Return(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	checkAllHome(t, e, fourPFs)
+}

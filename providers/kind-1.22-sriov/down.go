@@ -17,10 +17,17 @@ func (p *Provider) Down(ctx context.Context) error {
 	if err := log.Run("Checking the host", func() error { return p.setup(ctx) }); err != nil {
 		return err
 	}
-	if err := log.Run("Returning SR-IOV PFs to the host", func() error { return p.returnNICs(ctx) }); err != nil {
+	m, err := p.sriovManager()
+	if err != nil {
+		return err
+	}
+	// In this order: the PFs out of the live nodes (at once, while their
+	// namespaces are there), the nodes deleted (which ends any VM holding
+	// a VF through vfio), then the VF counts, which a VF in use could block.
+	if err := log.Run("Returning SR-IOV PFs to the host", func() error { return m.ReturnNetdevs(ctx, p.cli) }); err != nil {
 		return fmt.Errorf("%w\n\nNothing else was deleted, so that the NICs can still be found; fix the cause and run `make cluster-down` again", err)
 	}
-	err := log.Run("Deleting kind cluster "+c.ClusterName, func() error {
+	err = log.Run("Deleting kind cluster "+c.ClusterName, func() error {
 		return p.kind.Delete(ctx, c.ClusterName, c.KubeconfigPath())
 	})
 	if err != nil {
@@ -28,6 +35,9 @@ func (p *Provider) Down(ctx context.Context) error {
 			return err
 		}
 		log.Infof("   CI=true: going on despite the failed delete: %v", err)
+	}
+	if err := log.Run("Restoring the PFs' VF counts", func() error { return m.Return(ctx, p.cli) }); err != nil {
+		return fmt.Errorf("%w\n\nrun `make cluster-down` again", err)
 	}
 	if err := log.Run("Removing registry "+c.RegistryContainer(), func() error {
 		return p.cli.Remove(ctx, c.RegistryContainer())
