@@ -40,6 +40,7 @@ up() {
         pfs+=("$pf")
     done
     if [ ! -e /dev/vfio/vfio ]; then
+        [ -d /dev/vfio ] || touch "$state/made-vfio-dir"
         mkdir -p /dev/vfio
         mknod -m 0600 /dev/vfio/vfio c 10 196
         touch "$state/made-vfio"
@@ -74,6 +75,11 @@ down() {
     done
     if [ -f "$state/made-vfio" ]; then
         rm -f /dev/vfio/vfio "$state/made-vfio"
+    fi
+    # The folder too, when up made it (and it is empty): no trace of the
+    # simulation is left on the host.
+    if [ -f "$state/made-vfio-dir" ]; then
+        rmdir /dev/vfio 2>/dev/null || true
     fi
     rm -rf "$state"
 }
