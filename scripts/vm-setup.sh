@@ -52,7 +52,7 @@ fi
 
 # --- 2. busybox ------------------------------------------------------------
 # The guest has no libc: busybox must be the static build.
-if ! { [ -x /bin/busybox ] && ldd /bin/busybox 2>&1 | grep -q "not a dynamic"; }; then
+if ! { [ -x /bin/busybox ] && dpkg -s busybox-static >/dev/null 2>&1; }; then
 	apt_update
 	log "installing busybox-static"
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends busybox-static >/dev/null
