@@ -366,7 +366,7 @@ func TestVMInterrupted(t *testing.T) {
 	seed := time.Now().UnixNano()
 	rng := rand.New(rand.NewSource(seed))
 	t.Logf("seed %d", seed)
-	for i := 0; i < 6; i++ {
+	for i := 0; i < 5; i++ {
 		sig := []string{"SIGINT", "SIGKILL"}[i%2]
 		at := points[rng.Intn(len(points))]
 		pf := 0

@@ -140,7 +140,7 @@ func TestSRIOVVM(t *testing.T) {
 			}
 		}
 	}
-	initrd := filepath.Join(work, "initrd.gz")
+	initrd := filepath.Join(work, "initrd.cpio")
 	f, err := os.Create(initrd)
 	if err != nil {
 		t.Fatal(err)
