@@ -351,11 +351,7 @@ func prepareComponentsTree(ctx context.Context, b *builder, dir string) error {
 
 // componentImages assembles the three images on the shared base layer.
 func (b *builder) componentImages(srcs, bins map[string]string, baseRoot, inputs string) ([]builtImage, error) {
-	baseTar := filepath.Join(b.work, "layer-components-base.tar")
-	if err := writeTreeFile(baseTar, baseRoot); err != nil {
-		return nil, err
-	}
-	base, err := layerFile(baseTar)
+	base, err := b.layerFromTree("components-base", baseRoot)
 	if err != nil {
 		return nil, err
 	}

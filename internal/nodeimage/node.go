@@ -327,11 +327,7 @@ func (b *builder) nodeImages(ctx context.Context, bins map[string]string, slimRo
 	if err != nil {
 		return nil, err
 	}
-	slimTar := filepath.Join(b.work, "layer-slim.tar")
-	if err := writeTreeFile(slimTar, slimRoot); err != nil {
-		return nil, err
-	}
-	slim, err := layerFile(slimTar)
+	slim, err := b.layerFromTree("slim", slimRoot)
 	if err != nil {
 		return nil, err
 	}

@@ -29,7 +29,7 @@ func sourceDir(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := findModuleRoot(wd)
+	dir, err := FindModuleRoot(wd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,8 +433,8 @@ func TestOptions(t *testing.T) {
 		{map[string]string{"XDG_CACHE_HOME": "/x", "HOME": "/h"}, "/x/kubevirtci"},
 		{map[string]string{}, ""},
 	} {
-		if got := defaultCacheDir(env(c.env)); got != c.want {
-			t.Errorf("defaultCacheDir(%v) = %q, want %q", c.env, got, c.want)
+		if got := DefaultCacheDir(env(c.env)); got != c.want {
+			t.Errorf("DefaultCacheDir(%v) = %q, want %q", c.env, got, c.want)
 		}
 	}
 }

@@ -43,6 +43,16 @@ func (b *builder) layerFromEntries(name string, entries []entry) (v1.Layer, erro
 	return layerFile(file)
 }
 
+// layerFromTree writes the directory tree root as a tar file in the work
+// directory and returns it as a layer.
+func (b *builder) layerFromTree(name, root string) (v1.Layer, error) {
+	file := filepath.Join(b.work, "layer-"+name+".tar")
+	if err := writeTreeFile(file, root); err != nil {
+		return nil, err
+	}
+	return layerFile(file)
+}
+
 // ociImage stacks layers into an image for linux on this machine's
 // architecture with the given runtime config.
 func ociImage(layers []v1.Layer, cfg v1.Config) (v1.Image, error) {

@@ -88,7 +88,7 @@ func (o Options) complete() (Options, error) {
 		if err != nil {
 			return o, err
 		}
-		dir, err := findModuleRoot(wd)
+		dir, err := FindModuleRoot(wd)
 		if err != nil {
 			return o, err
 		}
@@ -98,7 +98,7 @@ func (o Options) complete() (Options, error) {
 		return o, fmt.Errorf("source directory (Options.SourceDir) %q does not hold images/build: want a checkout of %s", o.SourceDir, modulePath)
 	}
 	if o.CacheDir == "" {
-		o.CacheDir = defaultCacheDir(o.getenv)
+		o.CacheDir = DefaultCacheDir(o.getenv)
 	}
 	if o.CacheDir == "" {
 		return o, errors.New("no cache directory: set KUBEVIRTCI_CACHE_DIR, XDG_CACHE_HOME or HOME")
@@ -109,8 +109,8 @@ func (o Options) complete() (Options, error) {
 	return o, nil
 }
 
-// defaultCacheDir is KUBEVIRTCI_CACHE_DIR, $XDG_CACHE_HOME/kubevirtci or ~/.cache/kubevirtci.
-func defaultCacheDir(getenv func(string) string) string {
+// DefaultCacheDir, the build cache, is KUBEVIRTCI_CACHE_DIR, $XDG_CACHE_HOME/kubevirtci or ~/.cache/kubevirtci.
+func DefaultCacheDir(getenv func(string) string) string {
 	if d := getenv("KUBEVIRTCI_CACHE_DIR"); d != "" {
 		return d
 	}
@@ -123,8 +123,9 @@ func defaultCacheDir(getenv func(string) string) string {
 	return ""
 }
 
-// findModuleRoot walks up from dir to the go.mod of this project's module.
-func findModuleRoot(dir string) (string, error) {
+// FindModuleRoot walks up from dir to the go.mod of this project's module
+// (github.com/kubevirt/kubevirtci-go) and returns its directory.
+func FindModuleRoot(dir string) (string, error) {
 	start := dir
 	for {
 		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))

@@ -52,10 +52,7 @@ func (m *Manager) giveBackLedger(ctx context.Context, nodes Nodes, vfs bool) err
 		return err
 	}
 	defer host.Close()
-	if !vfs {
-		return m.giveBackNetdevs(ctx, host, nodes, l)
-	}
-	return m.giveBack(ctx, host, nodes, nil, l)
+	return m.giveBackPFs(ctx, host, nodes, nil, l, vfs)
 }
 
 // pfReturn is the progress of one PF within a giveBack.
@@ -71,12 +68,8 @@ func (m *Manager) giveBack(ctx context.Context, host netNamespace, nodes Nodes, 
 	return m.giveBackPFs(ctx, host, nodes, held, l, true)
 }
 
-// giveBackNetdevs is giveBack without the VF counts: the ledger is kept
-// (its PFs keep their state) for the Return that follows.
-func (m *Manager) giveBackNetdevs(ctx context.Context, host netNamespace, nodes Nodes, l *Ledger) error {
-	return m.giveBackPFs(ctx, host, nodes, nil, l, false)
-}
-
+// giveBackPFs is giveBack; without vfs it leaves the VF counts and keeps
+// the ledger (its PFs keep their state) for the Return that follows.
 func (m *Manager) giveBackPFs(ctx context.Context, host netNamespace, nodes Nodes, held map[string]netNamespace, l *Ledger, vfs bool) error {
 	nodeNS := map[string]netNamespace{}
 	nodeErr := map[string]error{}

@@ -69,7 +69,7 @@ func (p *Provider) waitComponents(ctx context.Context, st *upState) error {
 // ready, and what it was told not to wait for.
 func (p *Provider) waitedFor() (ready bool, what string) {
 	c := p.cfg()
-	res := components.DefaultResourcePrefix + "/" + components.DefaultResourceName
+	res := components.DefaultParams().Resource()
 	switch {
 	case c.SkipComponentWaits:
 		return false, fmt.Sprintf("multus, sriov-cni and the device plugin deployed but not waited for (%s=true)", config.EnvSkipComponentWaits)

@@ -85,7 +85,11 @@ func TestSRIOVVM(t *testing.T) {
 			t.Fatalf("%s is missing: run scripts/vm-setup.sh (QEMU >= 8.0 for igb)", need)
 		}
 	}
-	repo, err := repoRoot()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := nodeimage.FindModuleRoot(wd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +301,7 @@ func accelerator(t *testing.T, vmlinuz, initrd string) string {
 	}
 	f.Close()
 	ver, _ := exec.Command("qemu-system-x86_64", "--version").Output()
-	cache := filepath.Join(cacheDir(), "vm", "kvm-verdict")
+	cache := filepath.Join(nodeimage.DefaultCacheDir(os.Getenv), "vm", "kvm-verdict")
 	key := strings.SplitN(string(ver), "\n", 2)[0] + " " + filepath.Base(vmlinuz)
 	if b, err := os.ReadFile(cache); err == nil {
 		if k, v, ok := strings.Cut(strings.TrimSpace(string(b)), "\t"); ok && k == key {
@@ -340,32 +344,4 @@ func accelerator(t *testing.T, vmlinuz, initrd string) string {
 	_ = os.MkdirAll(filepath.Dir(cache), 0o755)
 	_ = os.WriteFile(cache, []byte(key+"\t"+v+"\n"), 0o644)
 	return v
-}
-
-func cacheDir() string {
-	if d := os.Getenv("KUBEVIRTCI_CACHE_DIR"); d != "" {
-		return d
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "kubevirtci")
-	}
-	h, _ := os.UserHomeDir()
-	return filepath.Join(h, ".cache", "kubevirtci")
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.HasPrefix(string(b), "module github.com/kubevirt/kubevirtci-go") {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no checkout of github.com/kubevirt/kubevirtci-go above the working directory")
-		}
-		dir = parent
-	}
 }
