@@ -12,7 +12,6 @@ import (
 
 	"github.com/kubevirt/kubevirtci-go/internal/components"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
-	"github.com/kubevirt/kubevirtci-go/internal/kubeapply"
 	"github.com/kubevirt/kubevirtci-go/internal/sriov"
 )
 
@@ -40,11 +39,7 @@ func (p *Provider) componentParams(st *upState) components.Params {
 }
 
 func (p *Provider) deployComponents(ctx context.Context, st *upState) error {
-	a, err := kubeapply.NewForConfig(st.rest, FieldManager)
-	if err != nil {
-		return err
-	}
-	return components.Deploy(ctx, a, p.componentParams(st), p.env.Log)
+	return p.deps.deploy(ctx, st.rest, p.componentParams(st))
 }
 
 func (p *Provider) waitComponents(ctx context.Context, st *upState) error {
@@ -56,13 +51,13 @@ func (p *Provider) waitComponents(ctx context.Context, st *upState) error {
 			vfs[a.Node] = int64(len(a.PFs) * c.VFsCount)
 		}
 	}
-	return components.Wait(ctx, st.client, p.componentParams(st), components.WaitOptions{
+	return p.deps.waitComponents(ctx, st.client, p.componentParams(st), components.WaitOptions{
 		Skip:               c.SkipComponentWaits,
 		VFsPerNode:         vfs,
 		DaemonSetsTimeout:  c.ComponentWaitTimeout,
 		PodsTimeout:        c.ComponentWaitTimeout,
 		AllocatableTimeout: c.AllocatableWaitTimeout,
-	}, p.env.Log)
+	})
 }
 
 // waitedFor says what cluster-up waited for before it called the cluster

@@ -11,27 +11,15 @@ import (
 	"github.com/kubevirt/kubevirtci-go/internal/sriov"
 )
 
-// returnTimeout bounds giving the NICs back after a failed or interrupted
-// cluster-up, which runs on a fresh context (the original may be cancelled).
+// returnTimeout bounds the rollback of a failed or interrupted cluster-up,
+// which runs on a fresh context (the original may be cancelled).
 const returnTimeout = 5 * time.Minute
-
-func (p *Provider) sriovManager() (*sriov.Manager, error) {
-	c := p.cfg()
-	return sriov.New(sriov.Options{
-		SysfsRoot:      c.SysfsRoot,
-		StateDir:       c.SRIOVStateDir,
-		Cluster:        c.ClusterName,
-		PFCountPerNode: c.PFCountPerNode,
-		VFCount:        c.VFsCount,
-		Blacklist:      c.PFBlacklist,
-	}, p.env.Runner, p.env.Log)
-}
 
 // preflightSRIOV runs every SR-IOV check (root, PFs, blacklist, IOMMU,
 // vfio-pci, PFs held by other clusters) before the cluster is created. The
 // same checks run again under the host-wide lock when the PFs move.
 func (p *Provider) preflightSRIOV(ctx context.Context) error {
-	m, err := p.sriovManager()
+	m, err := p.deps.nics()
 	if err != nil {
 		return err
 	}
@@ -48,11 +36,13 @@ func (p *Provider) preflightSRIOV(ctx context.Context) error {
 // moveNICs lends the PFs to the workers (under the host-wide lock, with the
 // ledger written first), creates the VFs and binds them to vfio-pci.
 func (p *Provider) moveNICs(ctx context.Context, st *upState) error {
-	m, err := p.sriovManager()
+	m, err := p.deps.nics()
 	if err != nil {
 		return err
 	}
-	st.movingNICs = true
+	// Recorded first: m.Up gives back what it took when it fails, but a
+	// crash or a failed give-back leaves the ledger, which the undo reads.
+	st.made[madeNICs] = true
 	st.assignments, err = m.Up(ctx, p.cli, p.cfg().WorkerNodes())
 	if err != nil {
 		return err
@@ -80,31 +70,28 @@ func (p *Provider) prepareNodes(ctx context.Context, st *upState) error {
 	return kube.LabelNodes(ctx, st.client, nodes, sriov.NodeLabelKey, sriov.NodeLabelValue)
 }
 
-// returnNICs gives every PF in the cluster's ledger back to the host.
+// returnNetdevs is the undo of moveNICs: every PF in the cluster's ledger
+// back in the host's network namespace, while the nodes still exist.
+func (p *Provider) returnNetdevs(ctx context.Context) error {
+	m, err := p.deps.nics()
+	if err != nil {
+		return err
+	}
+	return m.ReturnNetdevs(ctx, p.cli)
+}
+
+// returnNICs is the release of moveNICs: every PF in the cluster's ledger
+// given back, VF count and VF drivers restored, and the ledger removed.
 func (p *Provider) returnNICs(ctx context.Context) error {
-	m, err := p.sriovManager()
+	m, err := p.deps.nics()
 	if err != nil {
 		return err
 	}
 	return m.Return(ctx, p.cli)
 }
 
-// rollbackNICs runs after a failed or interrupted cluster-up: the NICs go
-// back to the host at once, whatever else is left for inspection.
-func (p *Provider) rollbackNICs(cause error) {
-	if p.cli.Run == nil {
-		return // failed before anything was set up
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), returnTimeout)
-	defer cancel()
-	err := p.env.Log.Run("Returning SR-IOV PFs to the host after the failure", func() error { return p.returnNICs(ctx) })
-	if err != nil {
-		p.env.Log.Infof("   %v\n   run `make cluster-down` to retry", err)
-	}
-}
-
 func (p *Provider) statusSRIOV(ctx context.Context, w io.Writer) error {
-	m, err := p.sriovManager()
+	m, err := p.deps.nics()
 	if err != nil {
 		return err
 	}

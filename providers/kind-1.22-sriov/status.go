@@ -14,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kubevirt/kubevirtci-go/internal/cri"
-	"github.com/kubevirt/kubevirtci-go/internal/kube"
 	"github.com/kubevirt/kubevirtci-go/internal/localregistry"
 )
 
@@ -61,7 +60,7 @@ func (p *Provider) Status(ctx context.Context, w io.Writer) error {
 }
 
 func (p *Provider) printNodes(ctx context.Context, w io.Writer) error {
-	client, _, err := kube.Client(p.cfg().KubeconfigPath())
+	client, _, err := p.deps.client(p.cfg().KubeconfigPath())
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ func (p *Provider) Sync(ctx context.Context) error {
 			c.RegistryHostPort, c.RegistryContainer(), err)
 	}
 	o := imagesync.Options{
-		CLI:             p.cli.Bin,
+		CLI:             p.bin,
 		Runner:          p.env.Runner,
 		Prefix:          c.DockerPrefix,
 		Tag:             c.DockerTag,

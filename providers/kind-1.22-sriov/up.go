@@ -15,7 +15,6 @@ import (
 	"github.com/kubevirt/kubevirtci-go/internal/config"
 	"github.com/kubevirt/kubevirtci-go/internal/cri"
 	"github.com/kubevirt/kubevirtci-go/internal/kindcfg"
-	"github.com/kubevirt/kubevirtci-go/internal/kindcluster"
 	"github.com/kubevirt/kubevirtci-go/internal/kube"
 	"github.com/kubevirt/kubevirtci-go/internal/kubewait"
 	"github.com/kubevirt/kubevirtci-go/internal/localregistry"
@@ -35,91 +34,10 @@ type upState struct {
 	// nodes pull the others).
 	imageLoad    *imageLoad
 	loadedImages []string
-	// creating is set once this run starts creating the cluster: before,
-	// a failure has changed nothing.
-	creating bool
-	// movingNICs is set once this run starts moving PFs: from then on a
-	// failure gives them back.
-	movingNICs bool
-}
-
-func (p *Provider) cfg() *config.Config { return p.env.Config }
-
-// setup detects the container engine and the kind to use. It touches nothing.
-func (p *Provider) setup(ctx context.Context) error {
-	cli, err := cri.Detect(ctx, p.cfg().CRI, p.env.Runner, nil)
-	if err != nil {
-		return err
-	}
-	p.cli = cli
-	if p.cfg().KindVersion == kindcluster.LibraryVersion() {
-		p.kind, err = kindcluster.NewLibrary(cli.Name(), p.env.Log)
-		return err
-	}
-	p.kind, err = kindcluster.FindBinary(ctx, p.cfg().KindVersion, cli.Name(),
-		filepath.Join(p.cfg().ConfigPath, ".bin"), p.env.Runner, nil)
-	return err
-}
-
-// Up implements providers.Provider.
-func (p *Provider) Up(ctx context.Context) (err error) {
-	c := p.cfg()
-	log := p.env.Log
-	start := time.Now()
-	if err := c.RequireNodes(2, "SR-IOV PFs are moved into worker nodes"); err != nil {
-		return err
-	}
-	st := &upState{}
-	// Steps with an empty name print their own step lines.
-	steps := []struct {
-		name string
-		fn   func(context.Context, *upState) error
-	}{
-		{"Checking the host", p.preflight},
-		{"", p.startLoadingImages},
-		{"Creating kind cluster " + c.ClusterName, p.createCluster},
-		{"Writing kubeconfig, kubectl and config-provider files", p.writeFiles},
-		{"Checking etcd runs on tmpfs", p.checkEtcd},
-		{"Starting registry " + c.RegistryContainer(), p.startRegistry},
-		{"Configuring nodes (registry, br_netfilter)", p.configureNodes},
-		{"Waiting for the control plane, DNS and kube-system pods", p.waitCluster},
-		{"Fixing up nodes (labels, taints, storage class)", p.fixUps},
-		{"Moving SR-IOV PFs into the workers, creating and binding VFs", p.moveNICs},
-		{"Preparing the SR-IOV nodes", p.prepareNodes},
-		{"Loading local component images into the nodes (started in the background)", p.waitLoadingImages},
-		{"", p.deployComponents},
-		{"", p.waitComponents},
-	}
-	defer func() {
-		st.stopLoadingImages()
-		// Only NICs this run may have moved: a failure before the move
-		// (say, a cluster of that name is already up, with its PFs) must
-		// not touch another run's PFs.
-		if err != nil && st.movingNICs {
-			p.rollbackNICs(err)
-		}
-	}()
-	for _, s := range steps {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("interrupted: %w (run `make cluster-down` to clean up)", err)
-		}
-		run := func() error { return s.fn(ctx, st) }
-		if s.name != "" {
-			run = func() error { return log.Run(s.name, func() error { return s.fn(ctx, st) }) }
-		}
-		if err := run(); err != nil {
-			var up *alreadyUpError
-			if errors.As(err, &up) {
-				return err
-			}
-			if !st.creating {
-				return fmt.Errorf("%w\n\nNothing was changed", err)
-			}
-			return fmt.Errorf("%w\n\nThe cluster is left as it is for inspection; `make cluster-down` (with the same CLUSTER_NAME) removes all of it", err)
-		}
-	}
-	p.summary(st, time.Since(start))
-	return nil
+	// made records what this run created (a step's creates), for the
+	// rollback; existed, what it found and left as it was.
+	made    map[string]bool
+	existed []string
 }
 
 func (p *Provider) preflight(ctx context.Context, st *upState) error {
@@ -170,12 +88,12 @@ func (p *Provider) checkRegistryPort(ctx context.Context) error {
 	} else if err != nil && !errors.Is(err, cri.ErrNotFound) {
 		return err
 	}
-	return config.CheckPortFree(c.RegistryHostPort)
+	return p.deps.portFree(c.RegistryHostPort)
 }
 
 func (p *Provider) createCluster(ctx context.Context, st *upState) error {
 	c := p.cfg()
-	st.creating = true
+	st.made[madeCluster] = true
 	if err := os.MkdirAll(c.StateDir(), 0o755); err != nil {
 		return err
 	}
@@ -201,8 +119,30 @@ func (p *Provider) kindConfigPath() string {
 	return filepath.Join(p.cfg().StateDir(), "kind-config.yaml")
 }
 
+func (p *Provider) syncCachePath() string {
+	return filepath.Join(p.cfg().StateDir(), "sync-cache.json")
+}
+
+func (p *Provider) kindBinDir() string {
+	return filepath.Join(p.cfg().ConfigPath, ".bin")
+}
+
+// deleteCluster is the undo of createCluster: the nodes, the kubeconfig,
+// kind's config, and the folder when nothing else is in it.
+func (p *Provider) deleteCluster(ctx context.Context) error {
+	c := p.cfg()
+	if err := p.kind.Delete(ctx, c.ClusterName, c.KubeconfigPath()); err != nil {
+		if !c.CI {
+			return err
+		}
+		p.env.Log.Infof("   %s=true: going on despite the failed delete: %v", config.EnvCI, err)
+	}
+	return p.removeFilesAndDir(c.KubeconfigPath(), p.kindConfigPath(), p.syncCachePath())
+}
+
 func (p *Provider) writeFiles(ctx context.Context, st *upState) error {
 	c := p.cfg()
+	st.made[madeFiles] = true
 	src, err := p.kubectlInNode(ctx)
 	if err != nil {
 		return err
@@ -220,8 +160,40 @@ func (p *Provider) writeFiles(ctx context.Context, st *upState) error {
 	if err := providerfiles.Write(c.ConfigProviderPath(), providerfiles.ConfigProvider(c), 0o644); err != nil {
 		return err
 	}
-	st.client, st.rest, err = kube.Client(c.KubeconfigPath())
+	st.client, st.rest, err = p.deps.client(c.KubeconfigPath())
 	return err
+}
+
+// removeFiles is the undo of writeFiles.
+func (p *Provider) removeFiles(ctx context.Context) error {
+	c := p.cfg()
+	return removeAll(c.KubectlHostPath(), c.KubectlHostPath()+".tmp", c.ConfigProviderPath())
+}
+
+// removeFilesAndDir removes files, then the cluster's folder and its
+// parent when nothing else is left in them.
+func (p *Provider) removeFilesAndDir(files ...string) error {
+	if err := removeAll(files...); err != nil {
+		return err
+	}
+	c := p.cfg()
+	for _, d := range []string{c.StateDir(), filepath.Dir(c.StateDir())} {
+		if err := os.Remove(d); err != nil && !errors.Is(err, os.ErrNotExist) {
+			p.env.Log.Debugf("keeping %s: %v", d, err)
+			break
+		}
+	}
+	return nil
+}
+
+func removeAll(files ...string) error {
+	var errs []error
+	for _, f := range files {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // kubectlInNode finds kubectl in the control-plane node: KUBECTL_PATH when
@@ -263,17 +235,32 @@ func (p *Provider) checkEtcd(ctx context.Context, st *upState) error {
 
 func (p *Provider) startRegistry(ctx context.Context, st *upState) error {
 	c := p.cfg()
-	outcome, err := localregistry.Ensure(ctx, p.cli, localregistry.Spec{
-		Container: c.RegistryContainer(),
-		Image:     c.RegistryImage,
-		HostPort:  c.RegistryHostPort,
-		Cluster:   c.ClusterName,
-	}, config.CheckPortFree)
+	// Recorded first: Ensure may fail after starting a container.
+	st.made[madeRegistry] = true
+	outcome, err := localregistry.Ensure(ctx, p.cli, registrySpec(c), p.deps.portFree)
+	if outcome == localregistry.Reused {
+		delete(st.made, madeRegistry)
+		st.existed = append(st.existed, "registry "+c.RegistryContainer())
+	}
 	if err != nil {
 		return err
 	}
 	p.env.Log.Debugf("registry %s %s on 127.0.0.1:%d", c.RegistryContainer(), outcome, c.RegistryHostPort)
-	return localregistry.WaitServing(ctx, c.RegistryHostPort, 30*time.Second)
+	return p.deps.serving(ctx, c.RegistryHostPort, 30*time.Second)
+}
+
+func registrySpec(c *config.Config) localregistry.Spec {
+	return localregistry.Spec{
+		Container: c.RegistryContainer(),
+		Image:     c.RegistryImage,
+		HostPort:  c.RegistryHostPort,
+		Cluster:   c.ClusterName,
+	}
+}
+
+// removeRegistry is the undo of startRegistry.
+func (p *Provider) removeRegistry(ctx context.Context) error {
+	return p.cli.Remove(ctx, p.cfg().RegistryContainer())
 }
 
 // configureNodes makes every node pull registry:5000 from the registry
