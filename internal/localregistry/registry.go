@@ -10,9 +10,14 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kubevirt/kubevirtci-go/internal/cri"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/BurntSushi/toml"
 )
 
 // Network is the docker network kind puts its nodes on.
@@ -128,29 +133,28 @@ func WaitServing(ctx context.Context, hostPort int, timeout time.Duration) error
 		timeout = 2 * time.Second
 	}
 	url := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(hostPort)) + "/v2/"
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	client := &http.Client{Timeout: 2 * time.Second}
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
 	var last error
-	for {
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
-				return nil
+				return true, nil
 			}
 			err = fmt.Errorf("GET %s: %s", url, resp.Status)
 		}
 		last = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("registry did not answer on %s within %s: %v", url, timeout, last)
-		case <-tick.C:
+		return false, nil
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("waiting for the registry on %s: %w", url, ctx.Err())
 		}
+		return fmt.Errorf("registry did not answer on %s within %s: %v", url, timeout, last)
 	}
+	return nil
 }
 
 // HostingConfigMap returns the data of the KEP-1755 ConfigMap
@@ -171,7 +175,24 @@ func HostingConfigMap(hostPort int) map[string]string {
 // registries on the same network never get mixed up.
 func HostsToml(registryContainer string) string {
 	up := fmt.Sprintf("http://%s:%d", registryContainer, ContainerPort)
-	return fmt.Sprintf("server = %q\n\n[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n  skip_verify = true\n", up, up)
+	var b strings.Builder
+	// Encoding these types cannot fail.
+	_ = toml.NewEncoder(&b).Encode(hostsFile{
+		Server: up,
+		Host:   map[string]hostEntry{up: {Capabilities: []string{"pull", "resolve"}, SkipVerify: true}},
+	})
+	return b.String()
+}
+
+// hostsFile is containerd's hosts.toml (the fields used here).
+type hostsFile struct {
+	Server string               `toml:"server"`
+	Host   map[string]hostEntry `toml:"host"`
+}
+
+type hostEntry struct {
+	Capabilities []string `toml:"capabilities"`
+	SkipVerify   bool     `toml:"skip_verify"`
 }
 
 // HostsTomlPath is where containerd looks for registry:5000's hosts.toml

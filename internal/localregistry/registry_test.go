@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/kubevirt/kubevirtci-go/internal/cri"
+
+	"github.com/BurntSushi/toml"
 )
 
 type fakeEngine struct {
@@ -140,10 +142,13 @@ func TestWaitServing(t *testing.T) {
 
 func TestHostsToml(t *testing.T) {
 	got := HostsToml("sriov2-registry")
-	for _, want := range []string{`server = "http://sriov2-registry:5000"`, `[host."http://sriov2-registry:5000"]`, `"pull", "resolve"`} {
-		if !strings.Contains(got, want) {
-			t.Errorf("hosts.toml lacks %s:\n%s", want, got)
-		}
+	var f hostsFile
+	if _, err := toml.Decode(got, &f); err != nil {
+		t.Fatalf("%v:\n%s", err, got)
+	}
+	const up = "http://sriov2-registry:5000"
+	if h, ok := f.Host[up]; f.Server != up || !ok || fmt.Sprint(h.Capabilities) != "[pull resolve]" || !h.SkipVerify {
+		t.Errorf("hosts.toml is %+v:\n%s", f, got)
 	}
 	if HostsTomlPath != "/etc/containerd/certs.d/registry:5000/hosts.toml" {
 		t.Fatal(HostsTomlPath)

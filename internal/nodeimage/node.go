@@ -14,6 +14,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kubevirt/kubevirtci-go/images"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Paths inside the node.
@@ -597,20 +599,9 @@ func (b *builder) assembleNode(ctx context.Context, rootfsTag, filesTar, imagesT
 
 // poll calls done every 250 ms until it returns true, ctx ends or timeout passes.
 func poll(ctx context.Context, timeout time.Duration, done func() bool) error {
-	deadline := time.Now().Add(timeout)
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if done() {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("gave up after %s", timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(context.Context) (bool, error) { return done(), nil })
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("gave up after %s", timeout)
 	}
+	return err
 }

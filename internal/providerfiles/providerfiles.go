@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/kubevirt/kubevirtci-go/internal/config"
+
+	"al.essio.dev/pkg/shellescape"
 )
 
 // ConfigProvider is the content of config-provider-<provider>.sh. It sets
@@ -44,12 +46,12 @@ var plainRE = regexp.MustCompile(`^[A-Za-z0-9@%+=:,./_ -]*$`)
 
 // shellQuote quotes s for a POSIX shell: "s" when nothing in it is special
 // inside double quotes (the usual case, and the form the old scripts wrote),
-// else 's' with every ' written as '\”.
+// else as shellescape quotes it.
 func shellQuote(s string) string {
 	if plainRE.MatchString(s) {
 		return `"` + s + `"`
 	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	return shellescape.Quote(s)
 }
 
 // Write writes data to path atomically: it writes a temporary file in the

@@ -84,7 +84,7 @@ func TestShellQuote(t *testing.T) {
 		"/a/b c":         `"/a/b c"`,
 		"localhost:5000": `"localhost:5000"`,
 		"$x":             `'$x'`,
-		"it's":           `'it'\''s'`,
+		"it's":           `'it'"'"'s'`,
 		"a\nb":           "'a\nb'",
 	} {
 		if got := shellQuote(in); got != want {

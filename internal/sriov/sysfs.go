@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // sysfs reads and writes the tree under a root. The root is a value, so that
@@ -104,32 +106,23 @@ func exists(p string) bool {
 	return err == nil
 }
 
+// pollBackoff checks at once, then backs off from 1ms to 50ms: a real
+// kernel acts synchronously, the simulator within a few milliseconds.
+var pollBackoff = wait.Backoff{Duration: time.Millisecond, Factor: 2, Cap: 50 * time.Millisecond, Steps: 10}
+
 // poll calls cond until it reports true, it fails, ctx ends or timeout
-// passes. It checks at once, then backs off from 1ms to 50ms: a real kernel
-// acts synchronously, the simulator within a few milliseconds.
+// passes.
 func poll(ctx context.Context, timeout time.Duration, what string, cond func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
-	delay := time.Millisecond
-	for {
-		ok, err := cond()
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		if !time.Now().Before(deadline) {
-			return fmt.Errorf("timed out after %s waiting for %s", timeout, what)
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
-		case <-t.C:
-		}
-		if delay *= 2; delay > 50*time.Millisecond {
-			delay = 50 * time.Millisecond
-		}
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	err := pollBackoff.DelayFunc().Until(tctx, true, false, func(context.Context) (bool, error) { return cond() })
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+	case errors.Is(err, context.DeadlineExceeded) && tctx.Err() != nil:
+		return fmt.Errorf("timed out after %s waiting for %s", timeout, what)
 	}
+	return err
 }

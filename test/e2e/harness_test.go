@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubevirt/kubevirtci-go/internal/config"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // toolSettings are the environment variables the tool reads. The suite
@@ -413,18 +415,14 @@ func (p *proc) signal(sig syscall.Signal) error {
 // waitGroupGone waits (bounded, polling) until no process of the group is
 // left: after a signal, the tool may outlive make while it cleans up.
 func (p *proc) waitGroupGone(timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := syscall.Kill(-p.cmd.Process.Pid, 0)
-		if errors.Is(err, syscall.ESRCH) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			_ = p.signal(syscall.SIGKILL)
-			return fmt.Errorf("processes of the group were still running %s after the command exited; killed them", timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
+	err := eventually(timeout, 100*time.Millisecond, func() (bool, error) {
+		return errors.Is(syscall.Kill(-p.cmd.Process.Pid, 0), syscall.ESRCH), nil
+	})
+	if err != nil {
+		_ = p.signal(syscall.SIGKILL)
+		return fmt.Errorf("processes of the group were still running %s after the command exited; killed them", timeout)
 	}
+	return nil
 }
 
 func (p *proc) duration() time.Duration { return p.took }
@@ -486,20 +484,17 @@ func requireNoCluster(t *testing.T, names ...string) {
 // eventually polls cond every interval until it returns true or timeout
 // passes; it returns cond's last error (or a timeout error).
 func eventually(timeout, interval time.Duration, cond func() (bool, error)) error {
-	deadline := time.Now().Add(timeout)
 	var last error
-	for {
+	err := wait.PollUntilContextTimeout(context.Background(), interval, timeout, true, func(context.Context) (bool, error) {
 		ok, err := cond()
-		if ok {
-			return nil
-		}
 		last = err
-		if time.Now().After(deadline) {
-			if last == nil {
-				last = errors.New("condition not met")
-			}
-			return fmt.Errorf("after %s: %w", timeout, last)
-		}
-		time.Sleep(interval)
+		return ok, nil
+	})
+	if err == nil {
+		return nil
 	}
+	if last == nil {
+		last = errors.New("condition not met")
+	}
+	return fmt.Errorf("after %s: %w", timeout, last)
 }

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"syscall"
@@ -8,6 +10,8 @@ import (
 	"time"
 
 	"github.com/kubevirt/kubevirtci-go/internal/sriov"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // TestScenarioThree interrupts cluster-up after the NICs moved and checks
@@ -78,27 +82,29 @@ var stateRank = map[sriov.PFState]int{sriov.StatePlanned: 1, sriov.StateMoved: 2
 // waitLedgerState polls the cluster's ledger until it lists n PFs, each at
 // least in state want; it fails when cluster-up ends first.
 func waitLedgerState(c *cluster, p *proc, n int, want sriov.PFState) error {
-	deadline := time.Now().Add(upTimeout)
-	for {
+	ended := errors.New("cluster-up ended")
+	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, upTimeout, true, func(context.Context) (bool, error) {
 		if p.exited() {
-			return fmt.Errorf("cluster-up ended before every PF was %s (exit: %v)", want, p.err)
+			return false, ended
 		}
-		if l, err := sriov.ReadLedger(c.stateDir, c.name); err == nil && l != nil && len(l.PFs) == n {
-			done := true
-			for _, pf := range l.PFs {
-				if stateRank[pf.State] < stateRank[want] {
-					done = false
-				}
-			}
-			if done {
-				return nil
+		l, err := sriov.ReadLedger(c.stateDir, c.name)
+		if err != nil || l == nil || len(l.PFs) != n {
+			return false, nil
+		}
+		for _, pf := range l.PFs {
+			if stateRank[pf.State] < stateRank[want] {
+				return false, nil
 			}
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the ledger %s did not show %d PFs %s within %s", c.ledgerPath(), n, want, upTimeout)
-		}
-		time.Sleep(20 * time.Millisecond)
+		return true, nil
+	})
+	switch {
+	case errors.Is(err, ended):
+		return fmt.Errorf("cluster-up ended before every PF was %s (exit: %v)", want, p.err)
+	case err != nil:
+		return fmt.Errorf("the ledger %s did not show %d PFs %s within %s", c.ledgerPath(), n, want, upTimeout)
 	}
+	return nil
 }
 
 func firstLine(err error) string {
