@@ -9,7 +9,11 @@
 #      (`scripts/mage.sh image:node image:registry image:components`; each
 #      skips when its image is up to date; the components' source archives
 #      come from KUBEVIRTCI_UPSTREAM_DIR);
-#   3. go test ./test/e2e/... with KUBEVIRTCI_E2E=1.
+#   3. TestProof (internal/nodeimage): a plain kind cluster from the node
+#      image, with DNS, pod-to-pod traffic across nodes and the registry
+#      checked;
+#   4. go test ./test/e2e/... with KUBEVIRTCI_E2E=1. A suite that cannot
+#      run (no root, no docker engine) fails instead of skipping.
 #
 # No SR-IOV hardware is needed: veth pairs stand in for PFs and a simulated
 # sysfs (SRIOV_SYSFS_ROOT) describes them. On a host without an IOMMU the
@@ -30,6 +34,9 @@ scripts/host-setup.sh
 
 log "node, registry and component images (built from source, reused when up to date)"
 scripts/mage.sh image:node image:registry image:components
+
+log "proof of the node and registry images (TestProof: DNS, pod to pod across nodes, a push and a pull through the registry)"
+go test -count=1 -timeout 60m -run '^TestProof$' ./internal/nodeimage/
 
 log "end-to-end tests"
 args=(-count=1 -timeout "${E2E_TIMEOUT:-60m}" -v)

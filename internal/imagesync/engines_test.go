@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubevirt/kubevirtci-go/internal/testlevel"
 )
 
 // containerdAddress is a containerd socket to pull with: CONTAINERD_ADDRESS,
@@ -40,7 +42,7 @@ func TestEnginesPullWhatSyncPushed(t *testing.T) {
 	hasCtr := ctrErr == nil && addr != ""
 	hasDocker := exec.Command("docker", "version", "--format", "{{.Server.Version}}").Run() == nil
 	if !hasCtr && !hasDocker {
-		t.Skip("neither ctr with a containerd socket nor a docker engine is available")
+		testlevel.Unavailable(t, "neither ctr with a containerd socket nor a docker engine is available (scripts/host-setup.sh starts docker)")
 	}
 	if hasCtr {
 		t.Cleanup(func() { exec.Command("ctr", "--address", addr, "namespaces", "rm", "kubevirtci-imagesync-test").Run() })

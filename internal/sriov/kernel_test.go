@@ -26,6 +26,7 @@ import (
 
 	"github.com/kubevirt/kubevirtci-go/internal/cmdrun"
 	"github.com/kubevirt/kubevirtci-go/internal/sriov/sriovsim"
+	"github.com/kubevirt/kubevirtci-go/internal/testlevel"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -36,10 +37,10 @@ func skipUnlessRoot(t testing.TB) {
 		t.Skip("integration test on the real kernel: skipped under -short")
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("integration test on the real kernel: needs root to create links and move them between network namespaces")
+		testlevel.Unavailable(t, "integration test on the real kernel: needs root to create links and move them between network namespaces")
 	}
 	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Skip("integration test: needs unshare (util-linux) to start stand-in nodes")
+		testlevel.Unavailable(t, "integration test: needs unshare (util-linux) to start stand-in nodes")
 	}
 }
 
