@@ -47,7 +47,9 @@ up() {
     fi
     go build -o _out/bin/sriov-sim ./cmd/sriov-sim
     rm -rf "$root"
-    nohup _out/bin/sriov-sim -root "$root" -pfs "$(IFS=,; echo "${pfs[*]}")" -cleanup >"$state/sim.log" 2>&1 &
+    # Its own session: not in the process group of the make that started
+    # it, which a Ctrl-C (or a test harness) signals as a whole.
+    setsid nohup _out/bin/sriov-sim -root "$root" -pfs "$(IFS=,; echo "${pfs[*]}")" -cleanup >"$state/sim.log" 2>&1 &
     echo $! >"$state/pid"
     for _ in $(seq 1 100); do
         grep -q '^ready' "$state/sim.log" 2>/dev/null && break

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
 
+	"github.com/kubevirt/kubevirtci-go/internal/cgroupv1"
 	"github.com/kubevirt/kubevirtci-go/internal/components"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
 	"github.com/kubevirt/kubevirtci-go/internal/cri"
@@ -57,6 +58,8 @@ type world struct {
 	pfs        []*fakePF
 	ledgers    map[string][]string // cluster → PF names
 	pid        int
+	// cgroups are the hidden cgroup v1 hierarchies on the host.
+	cgroups []cgroupv1.Hierarchy
 	// fail makes the named operation fail once: "kind create",
 	// "kind delete", "registry run", "nics up", "nics up no rollback",
 	// "return netdevs".
@@ -209,6 +212,19 @@ func (e fakeEngine) CopyFrom(ctx context.Context, name, src, dst string) error {
 		return err
 	}
 	return os.WriteFile(dst, []byte("kubectl"), 0o644)
+}
+
+func (e fakeEngine) ListContainers(ctx context.Context, label string) ([]string, error) {
+	e.w.mu.Lock()
+	defer e.w.mu.Unlock()
+	var out []string
+	for n, c := range e.w.containers {
+		if label == kindNodeLabel && c.cluster != "" {
+			out = append(out, n)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 func (e fakeEngine) SaveImages(ctx context.Context, file string, refs ...string) error {
@@ -460,6 +476,17 @@ func newHarness(t *testing.T, w *world, env map[string]string) *harness {
 				return nil, nil, err
 			}
 			return fakeClient(nodes), &rest.Config{}, nil
+		},
+		hiddenCgroups: func() ([]cgroupv1.Hierarchy, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return append([]cgroupv1.Hierarchy(nil), w.cgroups...), nil
+		},
+		removeCgroups: func(hs []cgroupv1.Hierarchy) error {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.cgroups = nil
+			return nil
 		},
 		portFree: func(int) error { return nil },
 		serving:  func(context.Context, int, time.Duration) error { return nil },

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/kubevirt/kubevirtci-go/internal/cgroupv1"
 	"github.com/kubevirt/kubevirtci-go/internal/components"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
 	"github.com/kubevirt/kubevirtci-go/internal/cri"
@@ -60,6 +61,8 @@ type engine interface {
 	CopyFrom(ctx context.Context, name, src, dst string) error
 	ImageExists(ctx context.Context, ref string) (bool, error)
 	SaveImages(ctx context.Context, file string, refs ...string) error
+	// ListContainers names the containers (running or not) with a label.
+	ListContainers(ctx context.Context, label string) ([]string, error)
 }
 
 var _ engine = cri.CLI{}
@@ -91,6 +94,10 @@ type deps struct {
 	deploy func(ctx context.Context, rc *rest.Config, params components.Params) error
 	// waitComponents waits for the deployed components.
 	waitComponents func(ctx context.Context, client kubernetes.Interface, params components.Params, o components.WaitOptions) error
+	// hiddenCgroups finds cgroup v1 hierarchies that kind nodes left;
+	// removeCgroups removes them.
+	hiddenCgroups func() ([]cgroupv1.Hierarchy, error)
+	removeCgroups func([]cgroupv1.Hierarchy) error
 	// hook, when set, runs before (after=false) and after each step's do;
 	// an error it returns fails the step. Tests use it to fail and
 	// interrupt cluster-up at every step boundary.
@@ -124,9 +131,11 @@ func realDeps(p *Provider) deps {
 				Blacklist:      c.PFBlacklist,
 			}, p.env.Runner, p.env.Log)
 		},
-		client:   kube.Client,
-		portFree: config.CheckPortFree,
-		serving:  localregistry.WaitServing,
+		client:        kube.Client,
+		hiddenCgroups: func() ([]cgroupv1.Hierarchy, error) { return cgroupv1.Find("/proc") },
+		removeCgroups: cgroupv1.Remove,
+		portFree:      config.CheckPortFree,
+		serving:       localregistry.WaitServing,
 		deploy: func(ctx context.Context, rc *rest.Config, params components.Params) error {
 			a, err := kubeapply.NewForConfig(rc, FieldManager)
 			if err != nil {

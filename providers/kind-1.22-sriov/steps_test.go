@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kubevirt/kubevirtci-go/internal/cgroupv1"
 	"github.com/kubevirt/kubevirtci-go/internal/localregistry"
 )
 
@@ -375,5 +376,46 @@ func TestDownWhenTheDeleteFails(t *testing.T) {
 			h.down("after fixing the delete", before)
 			h.checkPFsHome("after the second cluster-down")
 		})
+	}
+}
+
+// cgroup v1 hierarchies that kind nodes left: cluster-up refuses to start
+// on them when no kind node runs (new nodes would fail), and cluster-down
+// removes them once no kind node runs.
+func TestHiddenCgroups(t *testing.T) {
+	left := []cgroupv1.Hierarchy{{ID: 9, Controllers: []string{"hugetlb"}, Cgroups: 36}}
+	w := newWorld("pf0", "pf1")
+	w.cgroups = left
+	h := newHarness(t, w, nil)
+	err := h.p.Up(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "cgroup v1 hierarchies hugetlb (36 cgroups) are left") || !strings.Contains(err.Error(), "Nothing was changed") {
+		t.Fatalf("cluster-up on leftovers: %v", err)
+	}
+	if err := h.p.Down(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.cgroups) != 0 || !strings.Contains(h.log.String(), "removed cgroup v1 hierarchies that kind nodes left: hugetlb (36 cgroups)") {
+		t.Fatalf("cluster-down left %v:\n%s", w.cgroups, h.log)
+	}
+	if err := h.p.Up(context.Background()); err != nil {
+		t.Fatalf("cluster-up once they are gone: %v", err)
+	}
+
+	// Another cluster's node runs: cluster-down keeps them, cluster-up
+	// only warns.
+	w2 := hostWithOtherCluster()
+	w2.cgroups = left
+	h2 := newHarness(t, w2, nil)
+	if err := h2.p.Up(context.Background()); err != nil {
+		t.Fatalf("cluster-up with another kind cluster running: %v", err)
+	}
+	if !strings.Contains(h2.log.String(), "warning: cgroup v1 hierarchies hugetlb (36 cgroups)") {
+		t.Errorf("no warning:\n%s", h2.log)
+	}
+	if err := h2.p.Down(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(w2.cgroups) != 1 || !strings.Contains(h2.log.String(), "keeping cgroup v1 hierarchies") {
+		t.Errorf("cluster-down removed hierarchies another cluster's nodes may use (%v):\n%s", w2.cgroups, h2.log)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/kubevirt/kubevirtci-go/internal/cgroupv1"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
 	"github.com/kubevirt/kubevirtci-go/internal/cri"
 	"github.com/kubevirt/kubevirtci-go/internal/kindcfg"
@@ -59,6 +60,9 @@ func (p *Provider) preflight(ctx context.Context, st *upState) error {
 	if err := p.checkRegistryPort(ctx); err != nil {
 		return err
 	}
+	if err := p.checkCgroups(ctx); err != nil {
+		return err
+	}
 	if err := p.preflightSRIOV(ctx); err != nil {
 		return err
 	}
@@ -102,7 +106,7 @@ func (p *Provider) createCluster(ctx context.Context, st *upState) error {
 		return err
 	}
 	if err := p.kind.Create(ctx, c.ClusterName, st.kindConfig, c.KubeconfigPath()); err != nil {
-		return fmt.Errorf("kind create cluster %s: %w", c.ClusterName, err)
+		return fmt.Errorf("kind create cluster %s: %w%s", c.ClusterName, err, p.kubeletLogs(ctx))
 	}
 	nodes, err := p.kind.Nodes(ctx, c.ClusterName)
 	if err != nil {
@@ -137,7 +141,85 @@ func (p *Provider) deleteCluster(ctx context.Context) error {
 		}
 		p.env.Log.Infof("   %s=true: going on despite the failed delete: %v", config.EnvCI, err)
 	}
-	return p.removeFilesAndDir(c.KubeconfigPath(), p.kindConfigPath(), p.syncCachePath())
+	if err := p.removeFilesAndDir(c.KubeconfigPath(), p.kindConfigPath(), p.syncCachePath()); err != nil {
+		return err
+	}
+	return p.removeHiddenCgroups(ctx)
+}
+
+// kindNodeLabel is the label kind puts on every node container.
+const kindNodeLabel = "io.x-k8s.kind.cluster"
+
+// checkCgroups refuses to start while cgroup v1 hierarchies that kind
+// nodes left behind are there and no kind node runs (they are garbage then,
+// and they keep new nodes from starting); with kind nodes running it only
+// warns, since those nodes may be using them.
+func (p *Provider) checkCgroups(ctx context.Context) error {
+	hs, err := p.deps.hiddenCgroups()
+	if err != nil {
+		p.env.Log.Debugf("cannot look for cgroup v1 leftovers: %v", err)
+		return nil
+	}
+	if len(hs) == 0 {
+		return nil
+	}
+	nodes, err := p.cli.ListContainers(ctx, kindNodeLabel)
+	if err != nil {
+		return err
+	}
+	list := cgroupList(hs)
+	if len(nodes) > 0 {
+		p.env.Log.Infof("   warning: cgroup v1 hierarchies %s are mounted by no one on the host; the kind nodes running (%s) may use them. If the new nodes fail to start (the kubelet says cgroup-root [\"kubelet\"] doesn't exist), take those clusters down first", list, strings.Join(nodes, ", "))
+		return nil
+	}
+	return fmt.Errorf("cgroup v1 hierarchies %s are left on this host by the nodes of an earlier kind cluster (the node images of older kind releases, such as 0.11.1, make them) and no kind node runs; while they are there new kind nodes fail to start (the kubelet says cgroup-root [\"kubelet\"] doesn't exist). `make cluster-down` removes them", list)
+}
+
+// removeHiddenCgroups removes the cgroup v1 hierarchies that kind nodes
+// left, once no kind node runs on the host.
+func (p *Provider) removeHiddenCgroups(ctx context.Context) error {
+	hs, err := p.deps.hiddenCgroups()
+	if err != nil || len(hs) == 0 {
+		return err
+	}
+	nodes, err := p.cli.ListContainers(ctx, kindNodeLabel)
+	if err != nil {
+		return err
+	}
+	if len(nodes) > 0 {
+		p.env.Log.Infof("   keeping cgroup v1 hierarchies %s that kind nodes left: kind nodes still run (%s); the cluster-down of the last of them removes them", cgroupList(hs), strings.Join(nodes, ", "))
+		return nil
+	}
+	if err := p.deps.removeCgroups(hs); err != nil {
+		return err
+	}
+	p.env.Log.Infof("   removed cgroup v1 hierarchies that kind nodes left: %s", cgroupList(hs))
+	return nil
+}
+
+func cgroupList(hs []cgroupv1.Hierarchy) string {
+	var s []string
+	for _, h := range hs {
+		s = append(s, h.String())
+	}
+	return strings.Join(s, ", ")
+}
+
+// kubeletLogs is what the kubelet of each node said last, for the error of
+// a failed kind create: kubeadm's exit status alone does not say why.
+func (p *Provider) kubeletLogs(ctx context.Context) string {
+	nodes, err := p.kind.Nodes(ctx, p.cfg().ClusterName)
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, n := range nodes {
+		out, err := p.cli.Exec(ctx, n, "journalctl", "-u", "kubelet", "--no-pager", "-o", "cat", "-n", "8")
+		if lines := strings.TrimSpace(string(out)); err == nil && lines != "" && !strings.HasPrefix(lines, "-- No entries --") {
+			fmt.Fprintf(&b, "\n\nthe kubelet of %s said last:\n%s", n, indent(lines))
+		}
+	}
+	return b.String()
 }
 
 func (p *Provider) writeFiles(ctx context.Context, st *upState) error {
@@ -177,7 +259,13 @@ func (p *Provider) removeFilesAndDir(files ...string) error {
 		return err
 	}
 	c := p.cfg()
-	for _, d := range []string{c.StateDir(), filepath.Dir(c.StateDir())} {
+	// The folders too, up to the checkout's _ci-configs, when nothing else
+	// is left in them.
+	dirs := []string{c.StateDir(), c.ConfigPath}
+	if parent := filepath.Dir(c.ConfigPath); filepath.Base(parent) == "_ci-configs" {
+		dirs = append(dirs, parent)
+	}
+	for _, d := range dirs {
 		if err := os.Remove(d); err != nil && !errors.Is(err, os.ErrNotExist) {
 			p.env.Log.Debugf("keeping %s: %v", d, err)
 			break

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kubevirt/kubevirtci-go/internal/config"
+	"github.com/kubevirt/kubevirtci-go/internal/sriov"
 
 	"k8s.io/apimachinery/pkg/util/wait"
 )
@@ -55,8 +56,12 @@ type cluster struct {
 	env      map[string]string // settings given to every make target and kubectl.sh
 	cfgPath  string            // KUBEVIRTCI_CONFIG_PATH
 	stateDir string            // SRIOV_STATE_DIR (may be shared by clusters of a test)
-	mu       sync.Mutex
-	isDown   bool // the last cluster-down succeeded
+	dir      string            // the checkout make runs in
+	// upTarget and downTarget are the make targets that bring the
+	// cluster up and down (cluster-up, cluster-down unless set).
+	upTarget, downTarget string
+	mu                   sync.Mutex
+	isDown               bool // the last cluster-down succeeded
 }
 
 // clusterOpts are the settings of a cluster besides the ones every cluster
@@ -70,6 +75,15 @@ type clusterOpts struct {
 	blacklist      string
 	vfs            int
 	extra          map[string]string
+	// dir is the checkout to run make in (default: this one).
+	dir string
+	// defaults leaves every setting but extra (and name, nodes) unset, as
+	// a user who sets nothing does: the files go to the checkout's own
+	// _ci-configs/, the ledgers to the host-wide SR-IOV state directory,
+	// PF_COUNT_PER_NODE is its default.
+	defaults bool
+	// upTarget and downTarget replace cluster-up and cluster-down.
+	upTarget, downTarget string
 }
 
 // newCluster prepares a cluster (it does not bring it up) and registers a
@@ -82,12 +96,43 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 		name = config.DefaultClusterName
 	}
 	c := &cluster{
-		t:        t,
-		name:     name,
-		nodes:    o.nodes,
-		cfgPath:  filepath.Join(t.TempDir(), "ci-configs"),
-		stateDir: o.stateDir,
-		isDown:   true,
+		t:          t,
+		name:       name,
+		nodes:      o.nodes,
+		cfgPath:    filepath.Join(t.TempDir(), "ci-configs"),
+		stateDir:   o.stateDir,
+		dir:        o.dir,
+		upTarget:   o.upTarget,
+		downTarget: o.downTarget,
+		isDown:     true,
+	}
+	if c.dir == "" {
+		c.dir = repoRoot
+	}
+	if c.upTarget == "" {
+		c.upTarget = "cluster-up"
+	}
+	if c.downTarget == "" {
+		c.downTarget = "cluster-down"
+	}
+	if o.defaults {
+		c.cfgPath = filepath.Join(c.dir, "_ci-configs")
+		if name != config.DefaultClusterName {
+			c.cfgPath = filepath.Join(c.cfgPath, name)
+		}
+		c.stateDir = sriov.DefaultStateDir
+		c.env = map[string]string{}
+		if o.name != "" {
+			c.env[config.EnvClusterName] = o.name
+		}
+		if o.nodes > 0 {
+			c.env[config.EnvNumNodes] = fmt.Sprint(o.nodes)
+		}
+		for k, v := range o.extra {
+			c.env[k] = v
+		}
+		t.Cleanup(c.cleanup)
+		return c
 	}
 	c.env = map[string]string{
 		config.EnvProvider:               provider,
@@ -198,7 +243,7 @@ func (c *cluster) settings() string {
 // start starts `make <target>` for the cluster.
 func (c *cluster) start(target string, onLine func(string)) *proc {
 	c.t.Helper()
-	if target == "cluster-up" {
+	if target == c.upTarget {
 		// Only a cluster this test creates is torn down by its cleanup:
 		// never one of the same name that something else runs.
 		requireNoCluster(c.t, c.name)
@@ -209,7 +254,7 @@ func (c *cluster) start(target string, onLine func(string)) *proc {
 		c.isDown = false
 		c.mu.Unlock()
 	}
-	return startProc(c.t, c.name+" "+target, c.environ(), onLine, "make", "-C", repoRoot, "--no-print-directory", target)
+	return startProcIn(c.t, c.dir, c.name+" "+target, c.environ(), onLine, "make", "-C", c.dir, "--no-print-directory", target)
 }
 
 // run runs `make <target>` for the cluster and waits for it.
@@ -218,7 +263,7 @@ func (c *cluster) run(target string, timeout time.Duration) (string, time.Durati
 	c.t.Logf("%s: make %s   (%s)", c.name, target, c.settings())
 	p := c.start(target, nil)
 	err := p.wait(timeout)
-	if target == "cluster-down" && err == nil {
+	if target == c.downTarget && err == nil {
 		c.markDown()
 	}
 	return p.output(), p.duration(), err
@@ -227,22 +272,22 @@ func (c *cluster) run(target string, timeout time.Duration) (string, time.Durati
 // up runs `make cluster-up` and fails the test when it fails.
 func (c *cluster) up() time.Duration {
 	c.t.Helper()
-	_, d, err := c.run("cluster-up", upTimeout)
+	_, d, err := c.run(c.upTarget, upTimeout)
 	if err != nil {
-		c.t.Fatalf("%s: make cluster-up failed after %s: %v", c.name, d.Round(time.Second), err)
+		c.t.Fatalf("%s: make %s failed after %s: %v", c.name, c.upTarget, d.Round(time.Second), err)
 	}
-	c.t.Logf("%s: make cluster-up took %s", c.name, d.Round(time.Second))
+	c.t.Logf("%s: make %s took %s", c.name, c.upTarget, d.Round(time.Second))
 	return d
 }
 
 // down runs `make cluster-down` and fails the test when it fails.
 func (c *cluster) down() time.Duration {
 	c.t.Helper()
-	_, d, err := c.run("cluster-down", downTimeout)
+	_, d, err := c.run(c.downTarget, downTimeout)
 	if err != nil {
-		c.t.Fatalf("%s: make cluster-down failed after %s: %v", c.name, d.Round(time.Second), err)
+		c.t.Fatalf("%s: make %s failed after %s: %v", c.name, c.downTarget, d.Round(time.Second), err)
 	}
-	c.t.Logf("%s: make cluster-down took %s", c.name, d.Round(time.Second))
+	c.t.Logf("%s: make %s took %s", c.name, c.downTarget, d.Round(time.Second))
 	return d
 }
 
@@ -256,8 +301,8 @@ func (c *cluster) cleanup() {
 	if down {
 		return
 	}
-	c.t.Logf("cleanup: make cluster-down for %s", c.name)
-	if _, _, err := c.run("cluster-down", downTimeout); err != nil {
+	c.t.Logf("cleanup: make %s for %s", c.downTarget, c.name)
+	if _, _, err := c.run(c.downTarget, downTimeout); err != nil {
 		c.t.Errorf("cleanup: make cluster-down of %s failed: %v; removing its containers by force", c.name, err)
 		c.forceRemove()
 	}
@@ -277,8 +322,8 @@ func (c *cluster) forceRemove() {
 func (c *cluster) kubectl(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(repoRoot, "cluster-up", "kubectl.sh"), args...)
-	cmd.Dir = repoRoot
+	cmd := exec.CommandContext(ctx, filepath.Join(c.dir, "cluster-up", "kubectl.sh"), args...)
+	cmd.Dir = c.dir
 	cmd.Env = c.environ()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -322,6 +367,12 @@ type proc struct {
 
 func startProc(t *testing.T, label string, env []string, onLine func(string), name string, args ...string) *proc {
 	t.Helper()
+	return startProcIn(t, repoRoot, label, env, onLine, name, args...)
+}
+
+// startProcIn is startProc in the folder dir.
+func startProcIn(t *testing.T, dir, label string, env []string, onLine func(string), name string, args ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, label: label, done: make(chan struct{}), readEOF: make(chan struct{})}
 	t.Cleanup(func() {
 		p.mu.Lock()
@@ -333,7 +384,7 @@ func startProc(t *testing.T, label string, env []string, onLine func(string), na
 		t.Fatal(err)
 	}
 	p.cmd = exec.Command(name, args...)
-	p.cmd.Dir = repoRoot
+	p.cmd.Dir = dir
 	p.cmd.Env = env
 	// An *os.File as output: Wait does not wait for the pipe, which a
 	// process left behind by make (after a signal) may still hold.

@@ -41,6 +41,10 @@ type clusterRecord struct {
 	Name string            `json:"name"`
 	Env  map[string]string `json:"env"`
 	PID  int               `json:"pid"`
+	// Dir is the checkout it was brought up from, Down the make target
+	// that brings it down (empty: this checkout, cluster-down).
+	Dir  string `json:"dir,omitempty"`
+	Down string `json:"down,omitempty"`
 }
 
 func recordPath(name string) string { return filepath.Join(leftoversDir, name+".json") }
@@ -50,7 +54,7 @@ func (c *cluster) recordUp() error {
 	if err := os.MkdirAll(leftoversDir, 0o755); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(clusterRecord{Name: c.name, Env: c.env, PID: os.Getpid()}, "", "  ")
+	b, err := json.MarshalIndent(clusterRecord{Name: c.name, Env: c.env, PID: os.Getpid(), Dir: c.dir, Down: c.downTarget}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -127,7 +131,14 @@ var pfStandInName = regexp.MustCompile(`^e2e[a-z]pf[0-9]+x?$`)
 func tearDownRecorded(r clusterRecord) error {
 	ctx, cancel := context.WithTimeout(context.Background(), downTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "make", "-C", repoRoot, "--no-print-directory", "cluster-down")
+	dir, target := r.Dir, r.Down
+	if _, err := os.Stat(filepath.Join(dir, "Makefile")); dir == "" || err != nil {
+		dir = repoRoot
+	}
+	if target == "" {
+		target = "cluster-down"
+	}
+	cmd := exec.CommandContext(ctx, "make", "-C", dir, "--no-print-directory", target)
 	cmd.Env = environFor(r.Env)
 	out, err := cmd.CombinedOutput()
 	if err == nil {

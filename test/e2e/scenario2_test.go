@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -8,15 +9,18 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kubevirt/kubevirtci-go/internal/config"
 )
 
 // TestScenarioTwo runs clusters sriov and sriov2 (2 nodes each, two PFs
 // per worker, four PFs in all) side by side: first created one right after
-// the other, then, after both are gone, started at the same moment. Each
-// round checks that both clusters answer at once, their registries are on
-// 5000 and 5001, the PFs are split with no overlap, and that after both
-// are torn down every PF is back.
+// the other, then, after both are gone, started at the same moment with
+// their PF allocations made to compete for the host-wide lock (see
+// upThroughTheLock). Each round checks that both clusters answer at once,
+// their registries are on 5000 and 5001, the PFs are split with no overlap,
+// and that after both are torn down every PF is back.
 func TestScenarioTwo(t *testing.T) {
 	requireE2E(t)
 	requireNoCluster(t, "sriov", "sriov2")
@@ -32,7 +36,7 @@ func TestScenarioTwo(t *testing.T) {
 			a := newCluster(t, clusterOpts{name: "sriov", nodes: 2, pfs: pfs, stateDir: stateDir, pfCountPerNode: 2})
 			b := newCluster(t, clusterOpts{name: "sriov2", nodes: 2, pfs: pfs, stateDir: stateDir, pfCountPerNode: 2})
 			if round.parallel {
-				both(t, "cluster-up", a, b)
+				upThroughTheLock(t, stateDir, a, b)
 			} else {
 				a.up()
 				b.up()
@@ -88,6 +92,91 @@ func both(t *testing.T, target string, a, b *cluster) {
 	}
 	if t.Failed() {
 		t.FailNow()
+	}
+}
+
+// upThroughTheLock starts both cluster-ups at once while the test holds the
+// host-wide SR-IOV lock, waits until both have reached it (each says it is
+// waiting for the lock, held by the test), then releases it: the two PF
+// allocations start at the same instant and compete for the lock, which
+// lets one through at a time. Both must succeed.
+func upThroughTheLock(t *testing.T, stateDir string, a, b *cluster) {
+	t.Helper()
+	unlock := holdSRIOVLock(t, stateDir, "the e2e barrier")
+	defer unlock()
+	waiting := make(chan string, 4)
+	cs := []*cluster{a, b}
+	procs := make([]*proc, len(cs))
+	for i, c := range cs {
+		c.t.Logf("%s: make cluster-up   (%s)", c.name, c.settings())
+		procs[i] = c.start("cluster-up", func(line string) {
+			if strings.Contains(line, "waiting for the host-wide SR-IOV lock") {
+				select {
+				case waiting <- c.name + ":" + line:
+				default:
+				}
+			}
+		})
+	}
+	seen := map[string]string{}
+	deadline := time.After(upTimeout)
+	for len(seen) < len(cs) {
+		select {
+		case l := <-waiting:
+			name, line, _ := strings.Cut(l, ":")
+			seen[name] = strings.TrimSpace(line)
+			if !strings.Contains(line, "held by the e2e barrier") {
+				t.Errorf("%s waits for the lock held by someone else: %s", name, line)
+			}
+		case <-procs[0].done:
+			t.Fatalf("%s: cluster-up ended before reaching the SR-IOV lock: %v\n%s", a.name, procs[0].err, procs[0].tail(20))
+		case <-procs[1].done:
+			t.Fatalf("%s: cluster-up ended before reaching the SR-IOV lock: %v\n%s", b.name, procs[1].err, procs[1].tail(20))
+		case <-deadline:
+			t.Fatalf("within %s, only %v reached the SR-IOV lock", upTimeout, seen)
+		}
+	}
+	for n, l := range seen {
+		t.Logf("lock contention, %s: %s", n, l)
+	}
+	unlock()
+	for i, c := range cs {
+		if err := procs[i].wait(upTimeout); err != nil {
+			t.Errorf("%s: make cluster-up (released at the same instant as the other's) failed after %s: %v", c.name, procs[i].duration().Round(time.Second), err)
+			continue
+		}
+		t.Logf("%s: make cluster-up took %s (both started at once, released from the lock together)", c.name, procs[i].duration().Round(time.Second))
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+// holdSRIOVLock takes the host-wide SR-IOV lock of stateDir as the tool
+// does (an flock of <stateDir>/lock, the holder written in it) and returns
+// its release, which may be called more than once.
+func holdSRIOVLock(t *testing.T, stateDir, who string) (unlock func()) {
+	t.Helper()
+	if err := os.MkdirAll(stateDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(stateDir, "lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		t.Fatalf("taking the SR-IOV lock of %s: %v", stateDir, err)
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(who+"\n"), 0)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			_ = f.Truncate(0)
+			_ = unix.Flock(int(f.Fd()), unix.LOCK_UN)
+			f.Close()
+		})
 	}
 }
 
