@@ -3,8 +3,8 @@
 # docker engine, driven through `make` and environment variables as a user
 # would. Run it as root from anywhere in a checkout; CI=true is fine.
 #
-#   1. scripts/host-setup.sh: the docker engine (and the runtime wrapper
-#      where the host needs it);
+#   1. scripts/host-setup.sh --podman: the docker engine (and the runtime
+#      wrapper where the host needs it), and podman for TestScenarioPodman;
 #   2. the node, registry and component images built from source
 #      (`scripts/mage.sh image:node image:registry image:components`; each
 #      skips when its image is up to date; the components' source archives
@@ -29,8 +29,8 @@ log() { echo "e2e: $*" >&2; }
 [ "$(id -u)" = 0 ] || { log "run as root: the suite moves network links and drives docker"; exit 1; }
 
 start=$(date +%s)
-log "host set-up"
-scripts/host-setup.sh
+log "host set-up (docker, and podman for its scenario)"
+scripts/host-setup.sh --podman
 
 log "node, registry and component images (built from source, reused when up to date)"
 scripts/mage.sh image:node image:registry image:components

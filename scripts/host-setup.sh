@@ -22,9 +22,20 @@
 # A host whose bounding set is complete gets no wrapper and no daemon.json
 # change.
 #
+# With --podman (or HOST_SETUP_PODMAN=1) it also sets up Debian's podman for
+# kind's podman provider (`CRI_BIN=podman`):
+#   5. installs podman and the dnsname CNI plugin (kind's nodes find each
+#      other by name) when missing;
+#   6. writes /etc/containers/containers.conf.d/50-kubevirtci.conf, only with
+#      what this host needs: the runtime wrapper of step 2 as podman's
+#      runtime, and default ulimits within the host's limits (podman's
+#      defaults, 1048576 open files and processes, cannot be set without
+#      CAP_SYS_RESOURCE: `error setting rlimit type 7`).
+#
 # Environment:
 #   RUNC_CAPWRAP_PATH     where the wrapper is installed (default /usr/local/bin/runc-capwrap)
 #   DOCKERD_WAIT_SECONDS  how long to wait for the engine to answer (default 60)
+#   HOST_SETUP_PODMAN     1: set up podman too (as --podman)
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,6 +48,14 @@ log() { echo "host-setup: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "run as root (it installs packages and configures dockerd)"
+
+podman=${HOST_SETUP_PODMAN:-0}
+for arg in "$@"; do
+	case $arg in
+	--podman) podman=1 ;;
+	*) die "unknown argument $arg (usage: host-setup.sh [--podman])" ;;
+	esac
+done
 
 # --- 1. packages -----------------------------------------------------------
 missing=()
@@ -91,11 +110,13 @@ stop_dockerd() {
 
 # --- 2. runtime wrapper ----------------------------------------------------
 daemon_changed=false
+need_wrapper=false
 cap_bnd=$(awk '/^CapBnd:/ {print $2}' /proc/self/status)
 last_cap=$(cat /proc/sys/kernel/cap_last_cap)
 full=$(printf '%016x' $(((1 << (last_cap + 1)) - 1)))
 if [ "$((16#$cap_bnd))" != "$((16#$full))" ]; then
 	log "capability bounding set $cap_bnd lacks capabilities (kernel knows $full): the runtime wrapper is needed"
+	need_wrapper=true
 	command -v go >/dev/null || die "Go is needed to build cmd/runc-capwrap"
 	tmp=$(mktemp)
 	(cd "$repo" && CGO_ENABLED=0 go build -trimpath -o "$tmp" ./cmd/runc-capwrap)
@@ -136,3 +157,48 @@ if ! out=$(docker version 2>&1); then
 $out"
 fi
 log "docker engine ready: client $(docker version -f '{{.Client.Version}} (API {{.Client.APIVersion}})'), engine $(docker version -f '{{.Server.Version}} (API {{.Server.APIVersion}})'), default runtime $(docker info -f '{{.DefaultRuntime}}')"
+
+# --- 5. podman ----------------------------------------------------------------
+[ "$podman" = 1 ] || exit 0
+missing=()
+command -v podman >/dev/null || missing+=(podman)
+[ -x /usr/lib/cni/dnsname ] || missing+=(golang-github-containernetworking-plugin-dnsname)
+if [ ${#missing[@]} -gt 0 ]; then
+	command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"
+	log "installing ${missing[*]}"
+	apt-get update -q >/dev/null
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# --- 6. podman's configuration ------------------------------------------------
+conf=/etc/containers/containers.conf.d/50-kubevirtci.conf
+body=""
+# podman 4 gives containers 1048576 open files and processes unless told
+# otherwise; a host with lower hard limits and no CAP_SYS_RESOURCE cannot.
+# Its conmon runs with at most 32768 processes.
+nofile=$(ulimit -Hn)
+nproc=$(ulimit -Hu)
+[ "$nproc" = unlimited ] && nproc=1048576
+[ "$nproc" -gt 32768 ] && nproc=32768
+if [ "$nofile" != unlimited ] && [ "$nofile" -lt 1048576 ]; then
+	body+=$'[containers]\n'"default_ulimits = [\"nofile=$nofile:$nofile\", \"nproc=$nproc:$nproc\"]"$'\n'
+fi
+if $need_wrapper; then
+	# conmon may run the runtime with a PATH without runc's folder: the
+	# real runc is named.
+	runc=$(command -v runc) || die "runc is not installed (podman needs it for the runtime wrapper)"
+	shim=/usr/local/bin/runc-capwrap-podman
+	printf '#!/bin/sh\nexec %s --capwrap-runtime=%s "$@"\n' "$wrapper" "$runc" >"$shim.tmp"
+	chmod 0755 "$shim.tmp"
+	mv "$shim.tmp" "$shim"
+	body+=$'[engine]\nruntime = "capwrap"\n[engine.runtimes]\n'"capwrap = [\"$shim\"]"$'\n'
+fi
+if [ -n "$body" ]; then
+	mkdir -p "$(dirname "$conf")"
+	if [ "$(cat "$conf" 2>/dev/null)" != "${body%$'\n'}" ]; then
+		printf '%s' "$body" >"$conf"
+		log "wrote $conf"
+	fi
+fi
+timeout 30 podman info >/dev/null || die "podman does not answer 'podman info'"
+log "podman ready: $(podman version -f '{{.Client.Version}}'), network backend $(podman info -f '{{.Host.NetworkBackend}}')"

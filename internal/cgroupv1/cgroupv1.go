@@ -17,6 +17,7 @@ package cgroupv1
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -25,8 +26,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Hierarchy is a cgroup v1 hierarchy that no mount of this process's mount
@@ -99,7 +102,9 @@ func parse(cgroups, mountinfo string) ([]Hierarchy, error) {
 		for _, c := range h.Controllers {
 			seen = seen || mounted[c]
 		}
-		if !seen && h.Cgroups > 1 {
+		// With only its root left it is still there, unmounted: a mount
+		// and unmount frees it.
+		if !seen {
 			out = append(out, *h)
 		}
 	}
@@ -108,10 +113,11 @@ func parse(cgroups, mountinfo string) ([]Hierarchy, error) {
 }
 
 // Remove mounts each hierarchy on a temporary folder, removes every cgroup
-// below its root, deepest first, and unmounts it; the kernel then frees the
-// hierarchy. A cgroup that still holds a process cannot be removed: the
-// error names it. Call it only when no container that may use these
-// hierarchies (a kind node) runs.
+// below its root, deepest first, waits until the kernel has released them,
+// and unmounts it; the kernel then frees the hierarchy and its controllers
+// go back to the host's default hierarchy. A cgroup that still holds a
+// process cannot be removed: the error names it. Call it only when no
+// container that may use these hierarchies (a kind node) runs.
 func Remove(hs []Hierarchy) error {
 	var errs []error
 	for _, h := range hs {
@@ -122,7 +128,54 @@ func Remove(hs []Hierarchy) error {
 	return errors.Join(errs...)
 }
 
+// procCgroups is read to follow the kernel's release of cgroups.
+var procCgroups = "/proc/cgroups"
+
+// count is how many cgroups hierarchy id holds (0 when it is gone).
+func count(id int, controller string) (int, error) {
+	b, err := os.ReadFile(procCgroups)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[0] == controller {
+			if hid, _ := strconv.Atoi(f[1]); hid != id {
+				return 0, nil
+			}
+			return strconv.Atoi(f[2])
+		}
+	}
+	return 0, nil
+}
+
 func remove(h Hierarchy) error {
+	// An unmount frees the hierarchy only if it has no cgroup but its root
+	// by then; removed cgroups are released asynchronously, so it is tried
+	// again while the hierarchy is still there.
+	for attempt := 1; ; attempt++ {
+		if err := clear(h); err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
+			n, err := count(h.ID, h.Controllers[0])
+			return n == 0, err
+		})
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if attempt == 3 {
+			n, _ := count(h.ID, h.Controllers[0])
+			return fmt.Errorf("still there with %d cgroups after %d tries", n, attempt)
+		}
+	}
+}
+
+// clear mounts the hierarchy, removes every cgroup below its root, waits
+// (bounded) until the kernel has released them, and unmounts it.
+func clear(h Hierarchy) error {
 	dir, err := os.MkdirTemp("", "kubevirtci-cgroup-")
 	if err != nil {
 		return err
@@ -157,5 +210,11 @@ func remove(h Hierarchy) error {
 	if len(busy) > 0 {
 		return fmt.Errorf("%d cgroups could not be removed: %s", len(busy), strings.Join(busy, ", "))
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(context.Context) (bool, error) {
+		n, err := count(h.ID, h.Controllers[0])
+		return n <= 1, err
+	})
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/kubevirt/kubevirtci-go/internal/kube"
 	"github.com/kubevirt/kubevirtci-go/internal/kubewait"
 	"github.com/kubevirt/kubevirtci-go/internal/localregistry"
+	"github.com/kubevirt/kubevirtci-go/internal/nodeimage"
 	"github.com/kubevirt/kubevirtci-go/internal/providerfiles"
 	"github.com/kubevirt/kubevirtci-go/internal/sriov"
 )
@@ -127,8 +128,19 @@ func (p *Provider) syncCachePath() string {
 	return filepath.Join(p.cfg().StateDir(), "sync-cache.json")
 }
 
+// kindBinDir is where a kind release other than the compiled-in one is
+// built (KIND_VERSION): the cache folder of the image builds, shared by
+// every checkout, so that cluster-down leaves no file in _ci-configs and
+// the next cluster-up needs no rebuild.
 func (p *Provider) kindBinDir() string {
-	return filepath.Join(p.cfg().ConfigPath, ".bin")
+	getenv := p.env.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if d := nodeimage.DefaultCacheDir(getenv); d != "" {
+		return filepath.Join(d, "bin")
+	}
+	return filepath.Join(os.TempDir(), "kubevirtci-bin")
 }
 
 // deleteCluster is the undo of createCluster: the nodes, the kubeconfig,

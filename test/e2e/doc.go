@@ -15,16 +15,22 @@
 // engine that answers (scripts/e2e.sh, that is `make e2e`, sets this up).
 // Otherwise every test skips and says why. See the README's testing section.
 //
-// Scenarios:
+// Scenarios (in this order):
 //
+//   - TestScenarioCustomKind: KIND_VERSION=0.11.1, KUBECTL_PATH and a
+//     custom KIND_NODE_IMAGE; no cgroup left behind for the ones after it.
 //   - TestScenarioOne: one 3-node cluster with two PFs per worker and a
 //     blacklisted PF: every check of a running cluster, cluster-sync, and
 //     cluster-down.
-//   - TestScenarioTwo: clusters sriov and sriov2 side by side, created one
-//     after the other, then at the same moment.
+//   - TestScenarioTwo: clusters sriov and sriov2 side by side, created at
+//     the same moment (held at the SR-IOV lock, released together).
 //   - TestScenarioThree: cluster-up interrupted (SIGINT, then SIGKILL of the
 //     whole process group) after the NICs moved; cluster-down still returns
 //     everything.
+//   - TestScenarioFour: the README's main job (make sim-cluster-up, make
+//     sim-cluster-down) with the defaults from a git clone, and a second
+//     cluster from a second clone, switched by cd and KUBECONFIG.
+//   - TestScenarioPodman: a cluster with CRI_BIN=podman.
 //   - TestFigures (only with KUBEVIRTCI_E2E_FIGURES set, see
 //     scripts/figures.sh): timings against plain kind.
 package e2e

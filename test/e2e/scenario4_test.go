@@ -20,7 +20,7 @@ import (
 
 // TestScenarioFour is the README's main job and the old README's way of
 // running two clusters, with the defaults: two git clones of the project.
-// In the first, `make sim-cluster-up` with nothing set (3 nodes,
+// In the first, `make sim-cluster-up` with nothing set but CRI_BIN (3 nodes,
 // PF_COUNT_PER_NODE unset so one PF per worker, the files in the clone's
 // own _ci-configs/, the ledgers in the host-wide SR-IOV state directory).
 // In the second, `CLUSTER_NAME=sriov2 make cluster-up` on the remaining
@@ -47,7 +47,10 @@ func TestScenarioFour(t *testing.T) {
 	t.Cleanup(func() { runScript(t, one, "scripts/sim-pfs.sh", "down") })
 	upstream := envOr("KUBEVIRTCI_UPSTREAM_DIR", filepath.Join(filepath.Dir(repoRoot), "shared", "upstream"))
 	a := newCluster(t, clusterOpts{dir: one, defaults: true, upTarget: "sim-cluster-up", downTarget: "sim-cluster-down",
-		extra: map[string]string{config.EnvProvider: provider, "KUBEVIRTCI_UPSTREAM_DIR": upstream}})
+		extra: map[string]string{config.EnvProvider: provider, "KUBEVIRTCI_UPSTREAM_DIR": upstream,
+			// Set only because the host may have podman too (the podman
+			// scenario installs it), which the tool would pick first.
+			config.EnvCRI: "docker"}})
 	a.nodes = 3
 
 	a.up()
@@ -61,7 +64,7 @@ func TestScenarioFour(t *testing.T) {
 		t.Fatalf("scripts/sim-pfs.sh env printed %q, want export SRIOV_SYSFS_ROOT=...", simEnv)
 	}
 	b := newCluster(t, clusterOpts{dir: two, defaults: true, name: "sriov2", nodes: 3, extra: map[string]string{
-		config.EnvProvider: provider, config.EnvSysfsRoot: m[1],
+		config.EnvProvider: provider, config.EnvSysfsRoot: m[1], config.EnvCRI: "docker",
 		config.EnvNodeImage: nodeImage, config.EnvRegistryImage: registryImage,
 		config.EnvMultusImage: multusImage, config.EnvSRIOVCNIImage: sriovCNIImage, config.EnvSRIOVDevicePluginImage: devicePluginImage,
 		config.EnvSkipAllocatableWait: "true",
