@@ -198,6 +198,14 @@ func (c *cluster) hostPort() int {
 	return config.SecondRegistryPort
 }
 
+// cri is the container CLI the cluster runs on.
+func (c *cluster) cri() string {
+	if v := c.env[config.EnvCRI]; v != "" {
+		return v
+	}
+	return "docker"
+}
+
 // environ is the environment of the tool for this cluster.
 func (c *cluster) environ() []string { return environFor(c.env) }
 

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -158,9 +160,16 @@ func hostLinks() (map[string]linkState, error) {
 }
 
 // containerLinks are the links inside a container's network namespace, by
-// name, read with a netlink socket opened in that namespace.
-func containerLinks(container string) (map[string]linkState, error) {
-	out, err := docker(context.Background(), "inspect", "--format", "{{.State.Pid}}", container)
+// name, read with a netlink socket opened in that namespace. cli is the
+// container CLI that runs it (docker or podman).
+func containerLinks(cli, container string) (map[string]linkState, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := exec.CommandContext(ctx, cli, "inspect", "--format", "{{.State.Pid}}", container).CombinedOutput()
+	out := strings.TrimSpace(string(b))
+	if err != nil {
+		err = fmt.Errorf("%s inspect --format {{.State.Pid}} %s: %w: %s", cli, container, err, out)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -312,7 +321,7 @@ func (s *pfSet) checkHeld(t *testing.T, c *cluster, perCount int) map[string][]s
 		if len(names) != perCount {
 			t.Errorf("ledger of %s gives %s the PFs %v, want %d PFs", c.name, w, names, perCount)
 		}
-		links, err := containerLinks(w)
+		links, err := containerLinks(c.cri(), w)
 		if err != nil {
 			t.Errorf("links of %s: %v", w, err)
 			continue
@@ -360,7 +369,7 @@ func (s *pfSet) checkOnHostOnly(t *testing.T, pf string, nodes []string) {
 		t.Errorf("PF %s should be untouched on the host: have %s, want %s", pf, host[pf], s.orig[pf])
 	}
 	for _, n := range nodes {
-		links, err := containerLinks(n)
+		links, err := containerLinks("docker", n)
 		if err != nil {
 			t.Errorf("links of %s: %v", n, err)
 			continue
