@@ -58,6 +58,8 @@ type world struct {
 	pfs        []*fakePF
 	ledgers    map[string][]string // cluster → PF names
 	pid        int
+	// kubeletLog is what journalctl -u kubelet prints in a node.
+	kubeletLog map[string]string
 	// cgroups are the hidden cgroup v1 hierarchies on the host.
 	cgroups []cgroupv1.Hierarchy
 	// fail makes the named operation fail once: "kind create",
@@ -203,6 +205,10 @@ func (e fakeEngine) ExecInput(ctx context.Context, stdin io.Reader, name string,
 		return []byte("tmpfs\n"), nil
 	case "cat":
 		return []byte("sysfs /sys sysfs rw,nosuid 0 0\n"), nil
+	case "journalctl":
+		e.w.mu.Lock()
+		defer e.w.mu.Unlock()
+		return []byte(e.w.kubeletLog[name]), nil
 	}
 	return nil, nil
 }

@@ -419,3 +419,28 @@ func TestHiddenCgroups(t *testing.T) {
 		t.Errorf("cluster-down removed hierarchies another cluster's nodes may use (%v):\n%s", w2.cgroups, h2.log)
 	}
 }
+
+// A failed kind create says why the node did not start: the last lines of
+// each node's kubelet, not only kubeadm's exit status.
+func TestFailedCreateShowsTheKubelet(t *testing.T) {
+	w := hostWithOtherCluster()
+	w.kubeletLog = map[string]string{
+		"sriov-control-plane": "I1201 kubelet starting\nE1201 failed to run Kubelet: invalid configuration: cgroup-root [\"kubelet\"] doesn't exist",
+		"sriov-worker":        "-- No entries --",
+	}
+	w.fail["kind create"] = errors.New("failed to init node with kubeadm: exit status 1")
+	h := newHarness(t, w, nil)
+	err := h.p.Up(context.Background())
+	if err == nil {
+		t.Fatal("cluster-up succeeded")
+	}
+	msg := err.Error()
+	for _, want := range []string{"the kubelet of sriov-control-plane said last:", `cgroup-root ["kubelet"] doesn't exist`} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the error lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "the kubelet of sriov-worker said") {
+		t.Errorf("a node whose kubelet never ran is shown:\n%s", msg)
+	}
+}
