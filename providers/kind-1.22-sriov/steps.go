@@ -149,6 +149,8 @@ func (p *Provider) runStep(ctx context.Context, s step, st *upState) error {
 // cause with a report of what it undid, what it left and why.
 func (p *Provider) rollback(steps []step, st *upState, cause error, interrupted bool) error {
 	log := p.env.Log
+	// The background image load goes first: it runs commands in the nodes.
+	st.stopLoadingImages()
 	if len(st.made) == 0 {
 		return fmt.Errorf("%w\n\nNothing was changed", cause)
 	}
