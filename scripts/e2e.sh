@@ -6,7 +6,9 @@
 #   1. scripts/host-setup.sh --podman: the docker engine (and the runtime
 #      wrapper where the host needs it), and podman for TestScenarioPodman;
 #   2. the node, registry and component images built from source
-#      (`scripts/mage.sh image:node image:registry image:components`; each
+#      (`# Into docker, which the suite drives: with podman set up too, the tool
+# would otherwise pick podman (TestScenarioPodman copies what it needs).
+CRI_BIN=docker scripts/mage.sh image:node image:registry image:components`; each
 #      skips when its image is up to date; the components' source archives
 #      come from KUBEVIRTCI_UPSTREAM_DIR);
 #   3. TestProof (internal/nodeimage): a plain kind cluster from the node
@@ -33,7 +35,9 @@ log "host set-up (docker, and podman for its scenario)"
 scripts/host-setup.sh --podman
 
 log "node, registry and component images (built from source, reused when up to date)"
-scripts/mage.sh image:node image:registry image:components
+# Into docker, which the suite drives: with podman set up too, the tool
+# would otherwise pick podman (TestScenarioPodman copies what it needs).
+CRI_BIN=docker scripts/mage.sh image:node image:registry image:components
 
 log "proof of the node and registry images (TestProof: DNS, pod to pod across nodes, a push and a pull through the registry)"
 go test -count=1 -timeout 60m -run '^TestProof$' ./internal/nodeimage/
