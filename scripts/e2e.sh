@@ -6,9 +6,8 @@
 #   1. scripts/host-setup.sh --podman: the docker engine (and the runtime
 #      wrapper where the host needs it), and podman for TestScenarioPodman;
 #   2. the node, registry and component images built from source
-#      (`# Into docker, which the suite drives: with podman set up too, the tool
-# would otherwise pick podman (TestScenarioPodman copies what it needs).
-CRI_BIN=docker scripts/mage.sh image:node image:registry image:components`; each
+#      (`CRI_BIN=docker scripts/mage.sh image:node image:registry
+#      image:components`; each
 #      skips when its image is up to date; the components' source archives
 #      come from KUBEVIRTCI_UPSTREAM_DIR);
 #   3. TestProof (internal/nodeimage): a plain kind cluster from the node
