@@ -154,7 +154,7 @@ func remove(h Hierarchy) error {
 	// by then; removed cgroups are released asynchronously, so it is tried
 	// again while the hierarchy is still there.
 	for attempt := 1; ; attempt++ {
-		if err := clear(h); err != nil {
+		if err := emptyAndUnmount(h); err != nil {
 			return err
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -173,9 +173,9 @@ func remove(h Hierarchy) error {
 	}
 }
 
-// clear mounts the hierarchy, removes every cgroup below its root, waits
+// emptyAndUnmount mounts the hierarchy, removes every cgroup below its root, waits
 // (bounded) until the kernel has released them, and unmounts it.
-func clear(h Hierarchy) error {
+func emptyAndUnmount(h Hierarchy) error {
 	dir, err := os.MkdirTemp("", "kubevirtci-cgroup-")
 	if err != nil {
 		return err

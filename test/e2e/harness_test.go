@@ -122,22 +122,29 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 		}
 		c.stateDir = sriov.DefaultStateDir
 		c.env = map[string]string{}
-		if o.name != "" {
-			c.env[config.EnvClusterName] = o.name
-		}
 		if o.nodes > 0 {
 			c.env[config.EnvNumNodes] = fmt.Sprint(o.nodes)
 		}
-		for k, v := range o.extra {
-			c.env[k] = v
-		}
-		t.Cleanup(c.cleanup)
-		return c
+	} else {
+		c.env = suiteSettings(o, c.cfgPath)
 	}
-	c.env = map[string]string{
+	if o.name != "" {
+		c.env[config.EnvClusterName] = o.name
+	}
+	for k, v := range o.extra {
+		c.env[k] = v
+	}
+	t.Cleanup(c.cleanup)
+	return c
+}
+
+// suiteSettings are what every cluster of the suite gets unless it asks for
+// the defaults.
+func suiteSettings(o clusterOpts, cfgPath string) map[string]string {
+	env := map[string]string{
 		config.EnvProvider:               provider,
 		config.EnvNumNodes:               fmt.Sprint(o.nodes),
-		config.EnvConfigPath:             c.cfgPath,
+		config.EnvConfigPath:             cfgPath,
 		config.EnvNodeImage:              nodeImage,
 		config.EnvRegistryImage:          registryImage,
 		config.EnvCRI:                    "docker",
@@ -152,23 +159,16 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 		config.EnvSkipAllocatableWait: "true",
 		config.EnvClusterWaitTimeout:  "10m",
 	}
-	if o.name != "" {
-		c.env[config.EnvClusterName] = o.name
-	}
 	if o.pfCountPerNode > 0 {
-		c.env[config.EnvPFCountPerNode] = fmt.Sprint(o.pfCountPerNode)
+		env[config.EnvPFCountPerNode] = fmt.Sprint(o.pfCountPerNode)
 	}
 	if o.blacklist != "" {
-		c.env[config.EnvPFBlacklist] = o.blacklist
+		env[config.EnvPFBlacklist] = o.blacklist
 	}
 	if o.vfs > 0 {
-		c.env[config.EnvVFsCount] = fmt.Sprint(o.vfs)
+		env[config.EnvVFsCount] = fmt.Sprint(o.vfs)
 	}
-	for k, v := range o.extra {
-		c.env[k] = v
-	}
-	t.Cleanup(c.cleanup)
-	return c
+	return env
 }
 
 func (c *cluster) controlPlane() string { return c.name + "-control-plane" }
@@ -497,12 +497,18 @@ func (p *proc) tail(n int) string { return tail(p.output(), n) }
 
 // docker runs the docker CLI and returns its trimmed combined output.
 func docker(ctx context.Context, args ...string) (string, error) {
+	return engine(ctx, "docker", args...)
+}
+
+// engine runs a container CLI (docker or podman) and returns its trimmed
+// output; the error names the command and carries the output.
+func engine(ctx context.Context, cli string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "docker", args...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput()
 	s := strings.TrimSpace(string(out))
 	if err != nil {
-		return s, fmt.Errorf("docker %s: %w: %s", strings.Join(args, " "), err, s)
+		return s, fmt.Errorf("%s %s: %w: %s", cli, strings.Join(args, " "), err, s)
 	}
 	return s, nil
 }

@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -163,13 +161,7 @@ func hostLinks() (map[string]linkState, error) {
 // name, read with a netlink socket opened in that namespace. cli is the
 // container CLI that runs it (docker or podman).
 func containerLinks(cli, container string) (map[string]linkState, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	b, err := exec.CommandContext(ctx, cli, "inspect", "--format", "{{.State.Pid}}", container).CombinedOutput()
-	out := strings.TrimSpace(string(b))
-	if err != nil {
-		err = fmt.Errorf("%s inspect --format {{.State.Pid}} %s: %w: %s", cli, container, err, out)
-	}
+	out, err := engine(context.Background(), cli, "inspect", "--format", "{{.State.Pid}}", container)
 	if err != nil {
 		return nil, err
 	}

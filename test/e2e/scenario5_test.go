@@ -95,10 +95,7 @@ func TestScenarioPodman(t *testing.T) {
 }
 
 func podman(t *testing.T, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "podman", args...).CombinedOutput()
-	return strings.TrimSpace(string(out)), err
+	return engine(context.Background(), "podman", args...)
 }
 
 // copyToPodman copies an image from docker's store to podman's, unless
