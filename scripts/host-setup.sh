@@ -77,16 +77,24 @@ engine_answers() { timeout 10 docker info >/dev/null 2>&1; }
 systemd_runs() { [ -d /run/systemd/system ]; }
 
 start_dockerd() {
+	local pid=""
 	if systemd_runs; then
 		systemctl start docker
 	else
 		log "starting dockerd in the background (log: /var/log/dockerd.log)"
 		nohup dockerd >>/var/log/dockerd.log 2>&1 </dev/null &
+		pid=$!
 	fi
-	local i
-	for ((i = 0; i < wait_seconds; i++)); do
+	local deadline=$((SECONDS + wait_seconds))
+	while ((SECONDS < deadline)); do
 		engine_answers && return 0
-		sleep 1
+		if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+			local rc=0
+			wait "$pid" || rc=$?
+			die "dockerd exited (status $rc) before it answered 'docker info'; the last lines of /var/log/dockerd.log:
+$(tail -n 5 /var/log/dockerd.log)"
+		fi
+		sleep 0.2
 	done
 	die "dockerd did not answer 'docker info' within ${wait_seconds}s; see /var/log/dockerd.log"
 }
@@ -100,10 +108,10 @@ stop_dockerd() {
 	pid=$(cat /var/run/docker.pid 2>/dev/null || true)
 	[ -n "$pid" ] || die "dockerd runs but /var/run/docker.pid is missing; restart it by hand"
 	kill "$pid"
-	local i
-	for ((i = 0; i < wait_seconds; i++)); do
+	local deadline=$((SECONDS + wait_seconds))
+	while ((SECONDS < deadline)); do
 		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 1
+		sleep 0.2
 	done
 	die "dockerd (pid $pid) did not stop within ${wait_seconds}s"
 }
