@@ -99,11 +99,15 @@ func podman(t *testing.T, args ...string) (string, error) {
 }
 
 // copyToPodman copies an image from docker's store to podman's, unless
-// podman has it (same ID) already.
+// podman has it (same ID) already. Podman's copies stay, as a cache for
+// the next run; the copy of an image since rebuilt is removed once the
+// new one is in, so that rebuilds leave no untagged images behind.
 func copyToPodman(t *testing.T, img string) {
 	t.Helper()
 	id := strings.TrimSpace(dockerT(t, "image", "inspect", "--format", "{{.Id}}", img))
-	if pid, err := podman(t, "image", "inspect", "--format", "{{.Id}}", img); err == nil && "sha256:"+strings.TrimPrefix(pid, "sha256:") == id {
+	old, err := podman(t, "image", "inspect", "--format", "{{.Id}}", img)
+	old = strings.TrimPrefix(strings.TrimSpace(old), "sha256:")
+	if err == nil && "sha256:"+old == id {
 		return
 	}
 	start := time.Now()
@@ -112,4 +116,10 @@ func copyToPodman(t *testing.T, img string) {
 		t.Fatalf("docker save %s | podman load: %v\n%s", img, err, out)
 	}
 	t.Logf("copied %s from docker to podman in %s", img, time.Since(start).Round(100*time.Millisecond))
+	if err == nil {
+		// Untagged now; a container still using it keeps it (and says so).
+		if out, err := podman(t, "rmi", old); err != nil {
+			t.Logf("the copy %s replaced (%s) stays in podman's store: %v: %s", img, old, err, out)
+		}
+	}
 }
