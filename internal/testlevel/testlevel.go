@@ -8,8 +8,10 @@
 package testlevel
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"testing"
 )
 
@@ -25,4 +27,25 @@ func Unavailable(t testing.TB, format string, args ...any) {
 		t.Fatalf("%s\n(CI=true: this test level must run in CI; a skip would hide it. See the README's testing section.)", reason)
 	}
 	t.Skip(reason)
+}
+
+// Rerun runs the running test binary again, only the test named test, with
+// env added to this process's environment (a later value wins), and returns
+// its combined output and exit code. It is how a test checks what a whole
+// test process does when a level cannot run: skip, or fail and exit non-zero.
+func Rerun(t testing.TB, test string, env ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return string(out), 0
+	case errors.As(err, &exit):
+		return string(out), exit.ExitCode()
+	default:
+		t.Fatalf("running %s again: %v", os.Args[0], err)
+		return "", 0
+	}
 }

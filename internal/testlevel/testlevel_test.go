@@ -2,7 +2,6 @@ package testlevel
 
 import (
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 )
@@ -17,16 +16,14 @@ func TestUnavailable(t *testing.T) {
 		ci       string
 		wantFail bool
 	}{{"true", true}, {"", false}, {"false", false}} {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestUnavailable$", "-test.v")
-		cmd.Env = append(os.Environ(), "TESTLEVEL_CHILD=1", "CI="+tc.ci)
-		out, err := cmd.CombinedOutput()
-		if failed := err != nil; failed != tc.wantFail {
+		out, code := Rerun(t, "TestUnavailable", "TESTLEVEL_CHILD=1", "CI="+tc.ci)
+		if failed := code != 0; failed != tc.wantFail {
 			t.Errorf("CI=%q: failed=%v, want %v:\n%s", tc.ci, failed, tc.wantFail, out)
 		}
-		if !strings.Contains(string(out), "needs a docker engine") {
+		if !strings.Contains(out, "needs a docker engine") {
 			t.Errorf("CI=%q: the reason is not reported:\n%s", tc.ci, out)
 		}
-		if want := "--- SKIP"; !tc.wantFail && !strings.Contains(string(out), want) {
+		if want := "--- SKIP"; !tc.wantFail && !strings.Contains(out, want) {
 			t.Errorf("CI=%q: not a skip:\n%s", tc.ci, out)
 		}
 	}

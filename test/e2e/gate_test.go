@@ -1,11 +1,11 @@
 package e2e
 
 import (
-	"errors"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/kubevirt/kubevirtci-go/internal/testlevel"
 )
 
 // TestGateFailsWhenTheSuiteCannotRun runs this test binary again with the
@@ -19,28 +19,16 @@ func TestGateFailsWhenTheSuiteCannotRun(t *testing.T) {
 	if os.Getenv("E2E_GATE_CHILD") == "1" {
 		return
 	}
+	// Only this test, which returns at once in the child: if the gate
+	// wrongly let the suite through, no cluster would be made.
 	run := func(e2e string) (string, int) {
 		t.Helper()
-		// Only this test, which returns at once in the child: if the gate
-		// wrongly let the suite through, no cluster would be made.
-		cmd := exec.Command(os.Args[0], "-test.run=^TestGateFailsWhenTheSuiteCannotRun$", "-test.count=1")
-		cmd.Env = append(os.Environ(),
+		return testlevel.Rerun(t, "TestGateFailsWhenTheSuiteCannotRun",
 			"E2E_GATE_CHILD=1",
 			EnvE2E+"="+e2e,
 			"DOCKER_HOST=unix:///nonexistent/docker.sock",
 			"CI=true",
 		)
-		out, err := cmd.CombinedOutput()
-		var exit *exec.ExitError
-		switch {
-		case err == nil:
-			return string(out), 0
-		case errors.As(err, &exit):
-			return string(out), exit.ExitCode()
-		default:
-			t.Fatalf("running %s: %v", os.Args[0], err)
-			return "", 0
-		}
 	}
 
 	out, code := run("1")
