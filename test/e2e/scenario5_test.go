@@ -25,7 +25,7 @@ func TestScenarioPodman(t *testing.T) {
 	if _, err := exec.LookPath("podman"); err != nil {
 		t.Fatalf("podman is not installed: scripts/host-setup.sh --podman installs it (make e2e runs it): %v", err)
 	}
-	if out, _ := podman(t, "ps", "-a", "--format", "{{.Names}}", "--filter", "label=io.x-k8s.kind.cluster=sriov"); out != "" {
+	if out, _ := podmanNodes("-a"); out != "" {
 		t.Fatalf("podman runs a kind cluster sriov already: %s", out)
 	}
 	requireNoCluster(t, "sriov")
@@ -39,16 +39,15 @@ func TestScenarioPodman(t *testing.T) {
 	// The harness's forced clean-up speaks docker: a podman cluster left by
 	// a failure is removed here.
 	t.Cleanup(func() {
-		ids, _ := podman(t, "ps", "-aq", "--filter", "label=io.x-k8s.kind.cluster=sriov")
-		if ids = strings.TrimSpace(ids); ids != "" {
-			_, _ = podman(t, append([]string{"rm", "-f"}, strings.Fields(ids)...)...)
+		if names, _ := podmanNodes("-a"); names != "" {
+			_, _ = podman(append([]string{"rm", "-f"}, strings.Fields(names)...)...)
 		}
-		_, _ = podman(t, "rm", "-f", c.registry())
+		_, _ = podman("rm", "-f", c.registry())
 	})
 	c.up()
 	t.Run("README get nodes", func(t *testing.T) { checkGetNodes(t, c) })
 	t.Run("nodes are podman containers", func(t *testing.T) {
-		out, err := podman(t, "ps", "--format", "{{.Names}}", "--filter", "label=io.x-k8s.kind.cluster=sriov")
+		out, err := podmanNodes()
 		got, want := strings.Fields(out), c.nodeNames()
 		sort.Strings(got)
 		sort.Strings(want)
@@ -57,18 +56,18 @@ func TestScenarioPodman(t *testing.T) {
 		}
 	})
 	t.Run("registry on loopback", func(t *testing.T) {
-		out, err := podman(t, "port", c.registry())
-		if want := fmt.Sprintf("5000/tcp -> 127.0.0.1:%d", c.hostPort()); err != nil || strings.TrimSpace(out) != want {
+		out, err := podman("port", c.registry())
+		if want := fmt.Sprintf("5000/tcp -> 127.0.0.1:%d", c.hostPort()); err != nil || out != want {
 			t.Errorf("podman port %s: %q (%v), want %q", c.registry(), out, err, want)
 		}
 	})
 	t.Run("PF in the worker", func(t *testing.T) { pfs.checkHeld(t, c, 1) })
 	t.Run("cluster-sync", func(t *testing.T) {
 		const img = "kubevirt/e2e-podman:devel"
-		if _, err := podman(t, "tag", registryImage, img); err != nil {
+		if _, err := podman("tag", registryImage, img); err != nil {
 			t.Fatal(err)
 		}
-		defer podman(t, "rmi", img)
+		defer podman("rmi", img)
 		out, _, err := c.run("cluster-sync", syncTimeout)
 		if err != nil {
 			t.Fatalf("make cluster-sync: %v", err)
@@ -85,17 +84,24 @@ func TestScenarioPodman(t *testing.T) {
 		}
 	})
 	c.down()
-	if out, _ := podman(t, "ps", "-a", "--format", "{{.Names}}", "--filter", "label=io.x-k8s.kind.cluster=sriov"); out != "" {
+	if out, _ := podmanNodes("-a"); out != "" {
 		t.Errorf("podman containers of sriov left: %s", out)
 	}
-	if _, err := podman(t, "inspect", c.registry()); err == nil {
+	if _, err := podman("inspect", c.registry()); err == nil {
 		t.Errorf("registry %s left", c.registry())
 	}
 	pfs.checkBack(t)
 }
 
-func podman(t *testing.T, args ...string) (string, error) {
+func podman(args ...string) (string, error) {
 	return engine(context.Background(), "podman", args...)
+}
+
+// podmanNodes lists the names of cluster sriov's kind nodes in podman,
+// running ones or, with "-a", all.
+func podmanNodes(all ...string) (string, error) {
+	args := append([]string{"ps"}, all...)
+	return podman(append(args, "--format", "{{.Names}}", "--filter", "label=io.x-k8s.kind.cluster=sriov")...)
 }
 
 // copyToPodman copies an image from docker's store to podman's, unless
@@ -104,10 +110,11 @@ func podman(t *testing.T, args ...string) (string, error) {
 // new one is in, so that rebuilds leave no untagged images behind.
 func copyToPodman(t *testing.T, img string) {
 	t.Helper()
-	id := strings.TrimSpace(dockerT(t, "image", "inspect", "--format", "{{.Id}}", img))
-	old, err := podman(t, "image", "inspect", "--format", "{{.Id}}", img)
-	old = strings.TrimPrefix(strings.TrimSpace(old), "sha256:")
-	if err == nil && "sha256:"+old == id {
+	id := dockerT(t, "image", "inspect", "--format", "{{.Id}}", img)
+	old, err := podman("image", "inspect", "--format", "{{.Id}}", img)
+	had := err == nil
+	old = strings.TrimPrefix(old, "sha256:")
+	if had && "sha256:"+old == id {
 		return
 	}
 	start := time.Now()
@@ -116,9 +123,9 @@ func copyToPodman(t *testing.T, img string) {
 		t.Fatalf("docker save %s | podman load: %v\n%s", img, err, out)
 	}
 	t.Logf("copied %s from docker to podman in %s", img, time.Since(start).Round(100*time.Millisecond))
-	if err == nil {
+	if had {
 		// Untagged now; a container still using it keeps it (and says so).
-		if out, err := podman(t, "rmi", old); err != nil {
+		if out, err := podman("rmi", old); err != nil {
 			t.Logf("the copy %s replaced (%s) stays in podman's store: %v: %s", img, old, err, out)
 		}
 	}
