@@ -9,24 +9,92 @@ package images
 
 import "embed"
 
-// Kubernetes and the images kubeadm asks for.
-const (
+// Node is what one kind node image is built from: a Kubernetes version
+// and the images kubeadm asks for at that version. Each provider names
+// the Node it runs (Node122, Node136); the build takes it as a value.
+type Node struct {
 	// Kubernetes is the version of kubelet, kubeadm, kubectl and the control plane.
-	Kubernetes = "v1.22.2"
+	Kubernetes string
 	// KubernetesStaging is the version of the k8s.io staging modules that
 	// match Kubernetes (k8s.io/api, k8s.io/client-go, ...).
-	KubernetesStaging = "v0.22.2"
+	KubernetesStaging string
 	// KubeOpenAPI is the k8s.io/kube-openapi version Kubernetes pins; its
 	// openapi-gen generates pkg/generated/openapi, which the module zip lacks.
-	KubeOpenAPI = "v0.0.0-20210421082810-95288971da7e"
+	KubeOpenAPI string
 	// Etcd is the go.etcd.io/etcd/server/v3 version; EtcdImageTag is the tag
 	// kubeadm asks for.
-	Etcd         = "v3.5.0"
-	EtcdImageTag = "3.5.0-0"
+	Etcd, EtcdImageTag string
 	// CoreDNS is the github.com/coredns/coredns version (and image tag).
-	CoreDNS = "v1.8.4"
+	CoreDNS string
 	// Pause is the tag of the sandbox image; its binary is built from ./pause.
-	Pause = "3.5"
+	Pause string
+	// ImageRegistry is the registry kubeadm names the control-plane images
+	// under at this version (k8s.gcr.io, later registry.k8s.io).
+	ImageRegistry string
+	// BuildModule is the folder under images/build of the module that
+	// builds Kubernetes at this version.
+	BuildModule string
+	// EtcdModule and CoreDNSModule are the folders under images/build of
+	// the modules that build etcd and CoreDNS at this version.
+	EtcdModule, CoreDNSModule string
+	// Containerd and Runc are the versions built from Go modules for the
+	// node; empty means Debian's packages (NodePackages).
+	Containerd, Runc string
+}
+
+// Image is the name of the node image built from n:
+// localhost/kindest-node:<Kubernetes>-src.
+func (n Node) Image() string { return "localhost/kindest-node:" + n.Kubernetes + "-src" }
+
+// Node122 is Kubernetes v1.22.2, the node of kind-1.22-sriov.
+var Node122 = Node{
+	Kubernetes:        "v1.22.2",
+	KubernetesStaging: "v0.22.2",
+	KubeOpenAPI:       "v0.0.0-20210421082810-95288971da7e",
+	Etcd:              "v3.5.0",
+	EtcdImageTag:      "3.5.0-0",
+	CoreDNS:           "v1.8.4",
+	Pause:             "3.5",
+	ImageRegistry:     "k8s.gcr.io",
+	BuildModule:       "k8s",
+	EtcdModule:        "etcd",
+	CoreDNSModule:     "coredns",
+}
+
+// Node136 is Kubernetes v1.36, the node of kind-sriov.
+// TODO(node136): confirm every value against kubeadm 1.36's `config images list`.
+var Node136 = Node{
+	Kubernetes:        "v1.36.1",
+	KubernetesStaging: "v0.36.1",
+	Etcd:              "v3.6.6",
+	EtcdImageTag:      "3.6.6-0",
+	CoreDNS:           "v1.13.1",
+	Pause:             "3.10.1",
+	ImageRegistry:     "registry.k8s.io",
+	BuildModule:       "k8s-1.36",
+	EtcdModule:        "etcd-3.6",
+	CoreDNSModule:     "coredns-1.13",
+	Containerd:        "v2.2.1",
+	Runc:              "v1.3.4",
+}
+
+// Legacy names of Node122's values and of kind-1.22-sriov's components,
+// kept until every user takes a Node or Components value.
+// TODO(node136): remove.
+const (
+	Kubernetes        = "v1.22.2"
+	KubernetesStaging = "v0.22.2"
+	KubeOpenAPI       = "v0.0.0-20210421082810-95288971da7e"
+	Etcd              = "v3.5.0"
+	EtcdImageTag      = "3.5.0-0"
+	CoreDNS           = "v1.8.4"
+	Pause             = "3.5"
+	NodeImage         = "localhost/kindest-node:" + Kubernetes + "-src"
+)
+
+var (
+	SRIOVCNI          = SRIOVCNI27
+	SRIOVDevicePlugin = SRIOVDevicePlugin34
 )
 
 // Networking.
@@ -57,7 +125,7 @@ const (
 	DebianMirror = "http://deb.debian.org/debian"
 )
 
-// The SR-IOV components the provider deploys, built from the source
+// The SR-IOV components the providers deploy, built from the source
 // archives of their tags (`git archive --prefix=<project>-<tag>/`, gzip):
 // their modules are not all served by the Go module proxy, so the archives
 // are build inputs, found in a folder (the setting KUBEVIRTCI_UPSTREAM_DIR)
@@ -67,14 +135,62 @@ var (
 		Project: "multus-cni", Tag: "v3.8", Commit: "efdc0a5c7d1ea4bb236d638403420448b48782b3",
 		SHA256: "b491674c1117f49729cc2d1cdddc14b930e02903792af50533df38970f003c49",
 	}
-	SRIOVCNI = UpstreamSource{
+	SRIOVCNI27 = UpstreamSource{
 		Project: "sriov-cni", Tag: "v2.7.0", Commit: "011ae68decda53a148c053aaba62afef037e7a03",
 		SHA256: "3d9e28a1d2f9fd74229811ac5a031cf7c024bf90c0bf42bcfb0b1e06914e472d",
 	}
-	SRIOVDevicePlugin = UpstreamSource{
+	SRIOVDevicePlugin34 = UpstreamSource{
 		Project: "sriov-network-device-plugin", Tag: "v3.4.0", Commit: "7488066fa720cb32ae77dd412fa84088f3ebac10",
 		SHA256: "077fb9201bd33f81fce8f3800c0c94c3d79b242c0015b9353f5d755272a06db6",
 	}
+	SRIOVCNI29 = UpstreamSource{
+		Project: "sriov-cni", Tag: "v2.9.0", Commit: "d1f41e4c018c456661aa2f27a3cdf737e46e9bcd",
+		SHA256: "b8343a23055dc8deb238f0b303b08b1a82ed396ddbe94b3992c026f4b27b1ef1",
+	}
+	SRIOVDevicePlugin39 = UpstreamSource{
+		Project: "sriov-network-device-plugin", Tag: "v3.9.0", Commit: "c625430be6b09f52965a656553539c20da5f82bc",
+		SHA256: "dd5281a4b9180e161b18ecb82e77d16a334990e45c7e2897c20cb0aee60f42a0",
+	}
+	NetworkResourcesInjector19 = UpstreamSource{
+		Project: "network-resources-injector", Tag: "v1.9.0", Commit: "e563db6365cd88b66ee6c2848c4d5d0736d967d3",
+		SHA256: "857df6f9c2e752197a6b2878ea45655094a6696f45774d8620d2a90877390e80",
+	}
+)
+
+// Components is one provider's set of component sources.
+type Components struct {
+	Multus, SRIOVCNI, SRIOVDevicePlugin UpstreamSource
+	// Injector is network-resources-injector; zero when the provider
+	// deploys none.
+	Injector UpstreamSource
+}
+
+// Sources are the set's sources in build order (multus, sriov-cni, the
+// device plugin, then the injector when there is one).
+func (c Components) Sources() []UpstreamSource {
+	out := []UpstreamSource{c.Multus, c.SRIOVCNI, c.SRIOVDevicePlugin}
+	if c.Injector.Project != "" {
+		out = append(out, c.Injector)
+	}
+	return out
+}
+
+// Components122 are kind-1.22-sriov's components.
+var Components122 = Components{Multus: Multus, SRIOVCNI: SRIOVCNI27, SRIOVDevicePlugin: SRIOVDevicePlugin34}
+
+// Components136 are kind-sriov's components.
+var Components136 = Components{Multus: Multus, SRIOVCNI: SRIOVCNI29, SRIOVDevicePlugin: SRIOVDevicePlugin39, Injector: NetworkResourcesInjector19}
+
+// Versions is what a provider's images are built from.
+type Versions struct {
+	Node       Node
+	Components Components
+}
+
+// V122 builds kind-1.22-sriov's images; V136 kind-sriov's.
+var (
+	V122 = Versions{Node: Node122, Components: Components122}
+	V136 = Versions{Node: Node136, Components: Components136}
 )
 
 // MultusGoToolchain builds multus. Its v3.8 entrypoint writes the API
@@ -109,7 +225,6 @@ var ComponentPackages = []string{"python3", "python-is-python3", "pci.ids"}
 
 // Final image names. They say what they are: built here, from source.
 const (
-	NodeImage     = "localhost/kindest-node:" + Kubernetes + "-src"
 	RegistryImage = "localhost/kubevirtci-registry:" + Distribution + "-src"
 )
 
