@@ -19,9 +19,9 @@ cluster-sync:
 status:
 	$(MAGE) $(MAGEFLAGS) status
 
-# Node, registry and component images built from source (no container
-# registry needed); the components from their source archives in
-# KUBEVIRTCI_UPSTREAM_DIR (see README.md).
+# The node, registry and component images of KUBEVIRT_PROVIDER built from
+# source (no container registry needed); the components from their source
+# archives in KUBEVIRTCI_UPSTREAM_DIR (see README.md).
 images:
 	$(MAGE) $(MAGEFLAGS) image:node image:registry image:components
 
@@ -44,16 +44,15 @@ e2e-sriov-vm:
 
 # The provider on simulated SR-IOV PFs (veth pairs described by a fake sysfs,
 # see scripts/sim-pfs.sh) with every image built from source: for hosts
-# with no SR-IOV NIC and no registry access. Run as root. Every component
+# with no SR-IOV NIC and no registry access. Run as root.
+# KUBEVIRTCI_SOURCE_IMAGES=true makes the images `make images` built for
+# KUBEVIRT_PROVIDER the defaults of KIND_NODE_IMAGE, REGISTRY_IMAGE and the
+# component image settings (a setting given still wins). Every component
 # wait runs but the allocatable one: the device plugin in a node reads the
 # kernel's sysfs, where simulated PFs have no VF.
 SIM_PFS ?= 4
 SIM_ENV = SRIOV_SYSFS_ROOT=/run/kubevirtci-sim/sysfs \
-	KIND_NODE_IMAGE=$${KIND_NODE_IMAGE:-localhost/kindest-node:v1.22.2-src} \
-	REGISTRY_IMAGE=$${REGISTRY_IMAGE:-localhost/kubevirtci-registry:v3.1.2-src} \
-	MULTUS_IMAGE=$${MULTUS_IMAGE:-localhost/kubevirtci-multus-cni:v3.8-src} \
-	SRIOV_CNI_IMAGE=$${SRIOV_CNI_IMAGE:-localhost/kubevirtci-sriov-cni:v2.7.0-src} \
-	SRIOV_DEVICE_PLUGIN_IMAGE=$${SRIOV_DEVICE_PLUGIN_IMAGE:-localhost/kubevirtci-sriov-network-device-plugin:v3.4.0-src} \
+	KUBEVIRTCI_SOURCE_IMAGES=$${KUBEVIRTCI_SOURCE_IMAGES:-true} \
 	SRIOV_SKIP_ALLOCATABLE_WAIT=$${SRIOV_SKIP_ALLOCATABLE_WAIT:-true} \
 	KUBEVIRT_NUM_NODES=$${KUBEVIRT_NUM_NODES:-3}
 

@@ -253,3 +253,13 @@ var SlimPackages = []string{"iptables", "conntrack", "ca-certificates"}
 //
 //go:embed node registry
 var Files embed.FS
+
+// UpstreamRegistry is where the components' upstream images are published:
+// <UpstreamRegistry>/<project>:<tag>.
+const UpstreamRegistry = "ghcr.io/k8snetworkplumbingwg"
+
+// UpstreamImage is the component's upstream image, the one nodes with
+// registry access pull by default: ghcr.io/k8snetworkplumbingwg/<project>:<tag>.
+func (u UpstreamSource) UpstreamImage() string {
+	return UpstreamRegistry + "/" + u.Project + ":" + u.Tag
+}

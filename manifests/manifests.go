@@ -24,3 +24,9 @@ var Files = []string{
 	"sriov-cni.yaml",
 	"sriov-device-plugin.yaml",
 }
+
+// InjectorFile is network-resources-injector's template: a mutating
+// admission webhook that adds to a pod the resource requests of the
+// NetworkAttachmentDefinitions it names. Only providers that have it deploy
+// it, after the device plugin's resources are allocatable.
+const InjectorFile = "network-resources-injector.yaml"

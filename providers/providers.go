@@ -1,7 +1,9 @@
 // Package providers is the registry of cluster providers. Each provider
 // lives in its own folder under providers/ and registers itself from an
 // init function; providers/all imports every one of them. Adding a provider
-// is adding a folder (and its import line in providers/all).
+// is adding a folder (and its import line in providers/all). A provider
+// folder holds a description (package internal/kindsriov's Spec for the
+// SR-IOV kind providers), not code of its own.
 package providers
 
 import (
@@ -12,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/kubevirt/kubevirtci-go/images"
 	"github.com/kubevirt/kubevirtci-go/internal/cmdrun"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
 	"github.com/kubevirt/kubevirtci-go/internal/step"
@@ -43,20 +46,78 @@ type Env struct {
 // Factory builds a provider.
 type Factory func(env Env) (Provider, error)
 
+// Description is what the tool knows of a provider before it builds one:
+// its name, the defaults of its settings and the versions of the images
+// `make images` builds for it.
+type Description struct {
+	// Name is the value of KUBEVIRT_PROVIDER that selects it.
+	Name string
+	// Kubernetes is the version its default node image runs.
+	Kubernetes string
+	// Defaults are its settings' defaults (node and component images).
+	Defaults config.Defaults
+	// Images are the versions of the images built from source for it.
+	Images images.Versions
+	// New builds it from the validated settings.
+	New Factory
+}
+
 var (
 	mu       sync.Mutex
-	registry = map[string]Factory{}
+	registry = map[string]Description{}
 )
 
-// Register adds a provider under name. It panics on a duplicate name, which
-// is a programming error.
-func Register(name string, f Factory) {
+// Register adds a provider. It panics on an empty or duplicate name or a
+// missing factory, which are programming errors.
+func Register(d Description) {
 	mu.Lock()
 	defer mu.Unlock()
-	if _, dup := registry[name]; dup {
-		panic("provider registered twice: " + name)
+	if d.Name == "" || d.New == nil {
+		panic("provider registered without a name or a factory")
 	}
-	registry[name] = f
+	if _, dup := registry[d.Name]; dup {
+		panic("provider registered twice: " + d.Name)
+	}
+	registry[d.Name] = d
+}
+
+// Lookup returns the provider called name; an unknown name fails with the
+// list of known ones.
+func Lookup(name string) (Description, error) {
+	mu.Lock()
+	d, ok := registry[name]
+	mu.Unlock()
+	if !ok {
+		return Description{}, fmt.Errorf("unknown provider; known providers: %s", strings.Join(Names(), ", "))
+	}
+	return d, nil
+}
+
+// Defaults returns the defaults of the provider called name, for
+// config.Load: its upstream images, or, fromSource, the images `make
+// images` builds for it.
+func Defaults(name string, fromSource bool) (config.Defaults, error) {
+	d, err := Lookup(name)
+	if err != nil || !fromSource {
+		return d.Defaults, err
+	}
+	return d.SourceDefaults(), nil
+}
+
+// SourceDefaults are the names of the images `make images` builds for the
+// provider, as setting defaults.
+func (d Description) SourceDefaults() config.Defaults {
+	src := config.Defaults{
+		NodeImage:              d.Images.Node.Image(),
+		MultusImage:            d.Images.Components.Multus.Image(),
+		SRIOVCNIImage:          d.Images.Components.SRIOVCNI.Image(),
+		SRIOVDevicePluginImage: d.Images.Components.SRIOVDevicePlugin.Image(),
+		RegistryImage:          images.RegistryImage,
+	}
+	if d.Defaults.InjectorImage != "" {
+		src.InjectorImage = d.Images.Components.Injector.Image()
+	}
+	return src
 }
 
 // Names lists the registered providers, sorted.
@@ -74,11 +135,9 @@ func Names() []string {
 // New builds the provider called name; an unknown name fails with the list
 // of known ones.
 func New(name string, env Env) (Provider, error) {
-	mu.Lock()
-	f, ok := registry[name]
-	mu.Unlock()
-	if !ok {
-		return nil, fmt.Errorf("%s=%q: unknown provider; known providers: %s", config.EnvProvider, name, strings.Join(Names(), ", "))
+	d, err := Lookup(name)
+	if err != nil {
+		return nil, fmt.Errorf("%s=%q: %w", config.EnvProvider, name, err)
 	}
-	return f(env)
+	return d.New(env)
 }

@@ -15,8 +15,8 @@ func (nop) Status(context.Context, io.Writer) error { return nil }
 func (nop) Sync(context.Context) error              { return nil }
 
 func TestUnknownProviderListsKnownOnes(t *testing.T) {
-	Register("test-a", func(Env) (Provider, error) { return nop{}, nil })
-	Register("test-b", func(Env) (Provider, error) { return nop{}, nil })
+	Register(Description{Name: "test-a", New: func(Env) (Provider, error) { return nop{}, nil }})
+	Register(Description{Name: "test-b", New: func(Env) (Provider, error) { return nop{}, nil }})
 	if _, err := New("test-a", Env{}); err != nil {
 		t.Fatal(err)
 	}

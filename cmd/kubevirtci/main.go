@@ -20,6 +20,7 @@ import (
 	"github.com/kubevirt/kubevirtci-go/internal/config"
 	"github.com/kubevirt/kubevirtci-go/internal/cri"
 	"github.com/kubevirt/kubevirtci-go/internal/step"
+	"github.com/kubevirt/kubevirtci-go/providers"
 )
 
 // Env is what every command gets.
@@ -101,7 +102,7 @@ func run(cmd command, verbose bool) int {
 		stop()
 	}()
 	if !cmd.NoConfig {
-		cfg, err := config.Load(os.Getenv, env.RepoRoot)
+		cfg, err := config.Load(os.Getenv, env.RepoRoot, providers.Defaults)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "kubevirtci: invalid settings:\n%v\n", err)
 			return 1

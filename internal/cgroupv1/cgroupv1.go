@@ -218,3 +218,14 @@ func emptyAndUnmount(h Hierarchy) error {
 	})
 	return nil
 }
+
+// Unified reports whether the host mounts the unified cgroup v2 hierarchy
+// at /sys/fs/cgroup (a cgroup v2 host) rather than cgroup v1 controllers (a
+// v1 or hybrid host).
+func Unified() (bool, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
+		return false, fmt.Errorf("statfs /sys/fs/cgroup: %w", err)
+	}
+	return st.Type == unix.CGROUP2_SUPER_MAGIC, nil
+}

@@ -56,6 +56,10 @@ type WaitOptions struct {
 	// only problem left, instead of waiting for the images until the
 	// timeout.
 	FailFastOnImagePull bool
+	// Injector applies network-resources-injector (when p has its image)
+	// once the device plugin's resources are allocatable, and its
+	// Deployment is waited for before the last wait (every pod Ready).
+	Injector Applier
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -67,11 +71,21 @@ func orDefault(d, def time.Duration) time.Duration {
 
 // Wait waits, in order, until the components' DaemonSets are available on
 // the nodes they target, each SR-IOV node's allocatable resource equals its
-// VF count, and all pods of the cluster are Ready.
+// VF count, and all pods of the cluster are Ready. With o.Injector it
+// deploys network-resources-injector after the allocatable wait and waits
+// for it too. With o.Skip it waits for nothing, and deploys the injector
+// at once.
 func Wait(ctx context.Context, client kubernetes.Interface, p Params, o WaitOptions, log *step.Logger) error {
 	if o.Skip {
 		log.Infof("skipping the component waits (as asked)")
-		return nil
+		if p.InjectorImage == "" || o.Injector == nil {
+			return nil
+		}
+		objs, err := RenderInjector(p)
+		if err != nil {
+			return err
+		}
+		return log.Run("deploy network-resources-injector", func() error { return o.Injector.Apply(ctx, objs) })
 	}
 	objs, err := Render(p)
 	if err != nil {
@@ -114,8 +128,37 @@ func Wait(ctx context.Context, client kubernetes.Interface, p Params, o WaitOpti
 		}
 	}
 
+	if p.InjectorImage != "" && o.Injector != nil {
+		if err := DeployInjector(ctx, o.Injector, client, p, orDefault(o.PodsTimeout, DefaultPodsTimeout), log, opts...); err != nil {
+			return err
+		}
+	}
+
 	return log.Run("wait for all pods to be Ready", func() error {
 		return kubewait.PodsReady(ctx, client, "", "", orDefault(o.PodsTimeout, DefaultPodsTimeout), opts...)
+	})
+}
+
+// DeployInjector applies network-resources-injector and waits until its
+// Deployment has rolled out and its webhook is registered.
+func DeployInjector(ctx context.Context, a Applier, client kubernetes.Interface, p Params, timeout time.Duration, log *step.Logger, opts ...kubewait.Option) error {
+	objs, err := RenderInjector(p)
+	if err != nil || len(objs) == 0 {
+		return err
+	}
+	if err := log.Run("deploy network-resources-injector", func() error {
+		for _, o := range objs {
+			log.Debugf("  %s %s", o.GetKind(), qualified(o))
+		}
+		return a.Apply(ctx, objs)
+	}); err != nil {
+		return err
+	}
+	return log.Run("wait for network-resources-injector and its webhook", func() error {
+		if err := kubewait.Rollout(ctx, client, objs, timeout, opts...); err != nil {
+			return err
+		}
+		return waitWebhook(ctx, client, InjectorWebhook, timeout)
 	})
 }
 

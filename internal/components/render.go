@@ -60,6 +60,9 @@ type Params struct {
 	MultusImage       string
 	SRIOVCNIImage     string
 	DevicePluginImage string
+	// InjectorImage is network-resources-injector's image (setting
+	// NETWORK_RESOURCES_INJECTOR_IMAGE); "" deploys no injector.
+	InjectorImage string
 }
 
 // DefaultParams returns the provider's defaults, without PFs.
@@ -125,7 +128,11 @@ func (p Params) Validate() error {
 		{"MULTUS_IMAGE", p.MultusImage, DefaultMultusImage},
 		{"SRIOV_CNI_IMAGE", p.SRIOVCNIImage, DefaultSRIOVCNIImage},
 		{"SRIOV_DEVICE_PLUGIN_IMAGE", p.DevicePluginImage, DefaultDevicePluginImage},
+		{"NETWORK_RESOURCES_INJECTOR_IMAGE", p.InjectorImage, "ghcr.io/k8snetworkplumbingwg/network-resources-injector:v1.9.0"},
 	} {
+		if img.value == "" && img.setting == "NETWORK_RESOURCES_INJECTOR_IMAGE" {
+			continue
+		}
 		if _, err := name.ParseReference(img.value); err != nil || strings.TrimSpace(img.value) != img.value {
 			why := "white space around it"
 			if err != nil {
@@ -202,8 +209,18 @@ var funcs = template.FuncMap{
 	},
 }
 
+// files are the manifest files p deploys: manifests.Files, then the
+// injector's when p has an injector image.
+func (p Params) files() []string {
+	if p.InjectorImage == "" {
+		return manifests.Files
+	}
+	return append(append([]string{}, manifests.Files...), manifests.InjectorFile)
+}
+
 // RenderYAML renders each manifest template with p and returns the YAML of
-// each file, keyed by file name (see manifests.Files).
+// each file, keyed by file name (see manifests.Files and
+// manifests.InjectorFile).
 func RenderYAML(p Params) (map[string][]byte, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
@@ -214,7 +231,7 @@ func RenderYAML(p Params) (map[string][]byte, error) {
 	}
 	data := templateData{Params: p, DevicePluginConfig: string(cfg)}
 	out := map[string][]byte{}
-	for _, f := range manifests.Files {
+	for _, f := range p.files() {
 		t, err := template.New(f).Funcs(funcs).Option("missingkey=error").ParseFS(manifests.FS, f)
 		if err != nil {
 			return nil, fmt.Errorf("manifest template %s: %w", f, err)
@@ -228,16 +245,29 @@ func RenderYAML(p Params) (map[string][]byte, error) {
 	return out, nil
 }
 
-// Render renders the manifests with p and decodes them: CRDs first, then
-// namespaces, then the other objects in file order (multus, SR-IOV CNI,
-// device plugin).
+// Render renders the manifests of multus, sriov-cni and the device plugin
+// with p and decodes them: CRDs first, then namespaces, then the other
+// objects in file order (multus, SR-IOV CNI, device plugin).
 func Render(p Params) ([]*unstructured.Unstructured, error) {
+	return renderFiles(p, manifests.Files)
+}
+
+// RenderInjector renders network-resources-injector's manifest with p; none
+// when p has no injector image.
+func RenderInjector(p Params) ([]*unstructured.Unstructured, error) {
+	if p.InjectorImage == "" {
+		return nil, nil
+	}
+	return renderFiles(p, []string{manifests.InjectorFile})
+}
+
+func renderFiles(p Params, which []string) ([]*unstructured.Unstructured, error) {
 	files, err := RenderYAML(p)
 	if err != nil {
 		return nil, err
 	}
 	var objs []*unstructured.Unstructured
-	for _, f := range manifests.Files {
+	for _, f := range which {
 		got, err := kubeapply.Decode(bytes.NewReader(files[f]), f)
 		if err != nil {
 			return nil, fmt.Errorf("rendered manifest: %w", err)

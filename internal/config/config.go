@@ -43,6 +43,10 @@ const (
 	EnvMultusImage            = "MULTUS_IMAGE"
 	EnvSRIOVCNIImage          = "SRIOV_CNI_IMAGE"
 	EnvSRIOVDevicePluginImage = "SRIOV_DEVICE_PLUGIN_IMAGE"
+	EnvInjectorImage          = "NETWORK_RESOURCES_INJECTOR_IMAGE"
+	EnvIPFamily               = "IPFAMILY"
+	EnvUseDRA                 = "KUBEVIRT_USE_DRA"
+	EnvSourceImages           = "KUBEVIRTCI_SOURCE_IMAGES"
 	EnvSkipComponentWaits     = "SRIOV_SKIP_COMPONENT_WAITS"
 	EnvSkipAllocatableWait    = "SRIOV_SKIP_ALLOCATABLE_WAIT"
 	EnvClusterWaitTimeout     = "CLUSTER_WAIT_TIMEOUT"
@@ -59,7 +63,6 @@ const (
 	DefaultProvider    = "kind-1.22-sriov"
 	DefaultNumNodes    = 1
 	DefaultClusterName = "sriov"
-	DefaultNodeImage   = "quay.io/kubevirtci/kindest_node:v1.22.2@sha256:f638a08c1f68fe2a99e724ace6df233a546eaf6713019a0b310130a4f91ebe7f"
 	// CompiledKindVersion is the version of the kind library compiled into
 	// this tool (sigs.k8s.io/kind in go.mod), without a leading "v". It is
 	// the default KIND_VERSION. A test keeps it equal to go.mod.
@@ -77,9 +80,6 @@ const (
 	MaxVFsCount               = 256
 	DefaultSysfsRoot          = "/sys"
 	DefaultSRIOVStateDir      = "/var/lib/kubevirtci/sriov"
-	DefaultMultusImage        = "ghcr.io/k8snetworkplumbingwg/multus-cni:v3.8"
-	DefaultSRIOVCNIImage      = "ghcr.io/k8snetworkplumbingwg/sriov-cni:v2.7.0"
-	DefaultSRIOVDevicePlugin  = "ghcr.io/k8snetworkplumbingwg/sriov-network-device-plugin:v3.4.0"
 	DefaultClusterWait        = 5 * time.Minute
 	DefaultComponentWait      = 5 * time.Minute
 	DefaultAllocatableWait    = 8 * time.Minute
@@ -89,6 +89,27 @@ const (
 	InClusterRegistryHostname = "registry"
 )
 
+// Defaults are the defaults of the settings that differ between providers:
+// the images a provider runs when the user names none.
+type Defaults struct {
+	NodeImage                                          string // KIND_NODE_IMAGE
+	MultusImage, SRIOVCNIImage, SRIOVDevicePluginImage string // MULTUS_IMAGE, SRIOV_CNI_IMAGE, SRIOV_DEVICE_PLUGIN_IMAGE
+	// InjectorImage is network-resources-injector's
+	// (NETWORK_RESOURCES_INJECTOR_IMAGE); "" for a provider that deploys
+	// none, which then refuses the setting.
+	InjectorImage string
+	// RegistryImage is the local registry's (REGISTRY_IMAGE); ""
+	// means DefaultRegistryImage.
+	RegistryImage string
+}
+
+// IP families of the cluster network (IPFAMILY), as kind names them.
+const (
+	IPv4      = "ipv4"
+	IPv6      = "ipv6"
+	DualStack = "dual"
+)
+
 // Config is every setting of a provider, read once and validated.
 type Config struct {
 	Provider         string // KUBEVIRT_PROVIDER, default "kind-1.22-sriov"; a safe folder name (known providers are checked by the provider registry)
@@ -96,6 +117,7 @@ type Config struct {
 	NumNodes         int    // KUBEVIRT_NUM_NODES, default 1 (control plane + N-1 workers); see RequireNodes
 	ClusterName      string // CLUSTER_NAME, default "sriov"
 	NodeImage        string // KIND_NODE_IMAGE, used as given
+	SourceImages     bool   // KUBEVIRTCI_SOURCE_IMAGES: the images built from source are the defaults
 	KindVersion      string // KIND_VERSION, default CompiledKindVersion, without a leading "v"
 	KubectlPath      string // KUBECTL_PATH, "" = probe /usr/bin/kubectl then /bin/kubectl in the node
 	ConfigPath       string // KUBEVIRTCI_CONFIG_PATH, default <RepoRoot>/_ci-configs, absolute
@@ -105,6 +127,7 @@ type Config struct {
 	CI               bool   // CI
 	RegistryImage    string // REGISTRY_IMAGE
 	RegistryHostPort int    // HOST_PORT, else 5000 for CLUSTER_NAME=sriov and 5001 otherwise
+	IPFamily         string // IPFAMILY: ipv4 (default), ipv6 or dual
 	// SR-IOV
 	PFCountPerNode int      // PF_COUNT_PER_NODE, default 1
 	PFBlacklist    []string // PF_BLACKLIST, exact interface names
@@ -113,6 +136,7 @@ type Config struct {
 	SRIOVStateDir  string   // SRIOV_STATE_DIR, default /var/lib/kubevirtci/sriov
 	// components
 	MultusImage, SRIOVCNIImage, SRIOVDevicePluginImage string        // MULTUS_IMAGE, SRIOV_CNI_IMAGE, SRIOV_DEVICE_PLUGIN_IMAGE
+	InjectorImage                                      string        // NETWORK_RESOURCES_INJECTOR_IMAGE; "" when the provider deploys no injector
 	SkipComponentWaits                                 bool          // SRIOV_SKIP_COMPONENT_WAITS
 	SkipAllocatableWait                                bool          // SRIOV_SKIP_ALLOCATABLE_WAIT (simulated PFs: no VF can be allocatable)
 	ClusterWaitTimeout                                 time.Duration // CLUSTER_WAIT_TIMEOUT (nodes, DNS, kube-system pods)
@@ -131,8 +155,13 @@ type Config struct {
 // Load reads every setting through getenv (normally os.Getenv) and validates
 // it. repoRoot is the absolute path of the repository the tool runs for; the
 // default KUBEVIRTCI_CONFIG_PATH and relative paths in settings are resolved
-// against it. On any problem it returns an Errors with all of them.
-func Load(getenv func(string) string, repoRoot string) (*Config, error) {
+// against it. defaults gives the defaults of the provider that
+// KUBEVIRT_PROVIDER names (providers.Defaults): its upstream images, or with
+// KUBEVIRTCI_SOURCE_IMAGES=true the images `make images` builds from source;
+// its error (an unknown provider) is reported as a problem of
+// KUBEVIRT_PROVIDER. On any problem it
+// returns an Errors with all of them.
+func Load(getenv func(string) string, repoRoot string, defaults func(provider string, fromSource bool) (Defaults, error)) (*Config, error) {
 	l := &loader{getenv: getenv}
 	c := &Config{}
 
@@ -143,9 +172,18 @@ func Load(getenv func(string) string, repoRoot string) (*Config, error) {
 	}
 
 	c.Provider = l.provider()
+	var d Defaults
+	c.SourceImages = l.boolean(EnvSourceImages, false)
+	if c.Provider != "" {
+		var err error
+		if d, err = defaults(c.Provider, c.SourceImages); err != nil {
+			_, raw := l.get(EnvProvider)
+			l.fail(EnvProvider, raw, raw == "", err.Error(), "unset it for the default, "+DefaultProvider+", or pick a known one")
+		}
+	}
 	c.NumNodes, c.numNodesSet = l.numNodes()
 	c.ClusterName = l.clusterName()
-	c.NodeImage = l.image(EnvNodeImage, DefaultNodeImage)
+	c.NodeImage = l.image(EnvNodeImage, d.NodeImage)
 	c.KindVersion = l.kindVersion()
 	c.KubectlPath = l.kubectlPath()
 	c.ConfigPath = l.dir(EnvConfigPath, "", c.RepoRoot, "an absolute path, or one relative to the repository, e.g. "+DefaultConfigDirName)
@@ -156,8 +194,13 @@ func Load(getenv func(string) string, repoRoot string) (*Config, error) {
 	c.EtcdInMemory = l.boolean(EnvEtcdInMemory, true)
 	c.EtcdDataDir = DefaultEtcdDataDir
 	c.CI = l.boolean(EnvCI, false)
-	c.RegistryImage = l.image(EnvRegistryImage, DefaultRegistryImage)
+	if d.RegistryImage == "" {
+		d.RegistryImage = DefaultRegistryImage
+	}
+	c.RegistryImage = l.image(EnvRegistryImage, d.RegistryImage)
 	c.RegistryHostPort, c.hostPortSet = l.hostPort(c.ClusterName)
+	c.IPFamily = l.ipFamily()
+	l.unsupported(EnvUseDRA, c.Provider, "the SR-IOV DRA driver is not supported yet: the provider deploys the SR-IOV network device plugin", "unset it, or set it to false")
 
 	c.PFCountPerNode = l.integer(EnvPFCountPerNode, DefaultPFCountPerNode, 1, 64, "e.g. 1 (PFs moved into each worker node)")
 	c.PFBlacklist = l.pfBlacklist()
@@ -165,9 +208,10 @@ func Load(getenv func(string) string, repoRoot string) (*Config, error) {
 	c.SysfsRoot = l.absDir(EnvSysfsRoot, DefaultSysfsRoot)
 	c.SRIOVStateDir = l.absDir(EnvSRIOVStateDir, DefaultSRIOVStateDir)
 
-	c.MultusImage = l.image(EnvMultusImage, DefaultMultusImage)
-	c.SRIOVCNIImage = l.image(EnvSRIOVCNIImage, DefaultSRIOVCNIImage)
-	c.SRIOVDevicePluginImage = l.image(EnvSRIOVDevicePluginImage, DefaultSRIOVDevicePlugin)
+	c.MultusImage = l.image(EnvMultusImage, d.MultusImage)
+	c.SRIOVCNIImage = l.image(EnvSRIOVCNIImage, d.SRIOVCNIImage)
+	c.SRIOVDevicePluginImage = l.image(EnvSRIOVDevicePluginImage, d.SRIOVDevicePluginImage)
+	c.InjectorImage = l.injectorImage(c.Provider, d.InjectorImage)
 	c.SkipComponentWaits = l.boolean(EnvSkipComponentWaits, false)
 	c.SkipAllocatableWait = l.boolean(EnvSkipAllocatableWait, false)
 	c.ClusterWaitTimeout = l.duration(EnvClusterWaitTimeout, DefaultClusterWait)

@@ -20,9 +20,31 @@ func env(kv ...string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
+// testDefaults stands in for the provider registry (providers.Defaults).
+func testDefaults(provider string, _ bool) (Defaults, error) {
+	switch provider {
+	case "kind-1.22-sriov":
+		return Defaults{
+			NodeImage:              "quay.io/kubevirtci/kindest_node:v1.22.2@sha256:f638a08c1f68fe2a99e724ace6df233a546eaf6713019a0b310130a4f91ebe7f",
+			MultusImage:            "ghcr.io/k8snetworkplumbingwg/multus-cni:v3.8",
+			SRIOVCNIImage:          "ghcr.io/k8snetworkplumbingwg/sriov-cni:v2.7.0",
+			SRIOVDevicePluginImage: "ghcr.io/k8snetworkplumbingwg/sriov-network-device-plugin:v3.4.0",
+		}, nil
+	case "kind-sriov":
+		return Defaults{
+			NodeImage:              "kindest/node:v1.36.1",
+			MultusImage:            "ghcr.io/k8snetworkplumbingwg/multus-cni:v3.8",
+			SRIOVCNIImage:          "ghcr.io/k8snetworkplumbingwg/sriov-cni:v2.9.0",
+			SRIOVDevicePluginImage: "ghcr.io/k8snetworkplumbingwg/sriov-network-device-plugin:v3.9.0",
+			InjectorImage:          "ghcr.io/k8snetworkplumbingwg/network-resources-injector:v1.9.0",
+		}, nil
+	}
+	return Defaults{}, errors.New("unknown provider; known providers: kind-1.22-sriov, kind-sriov")
+}
+
 func mustLoad(t *testing.T, getenv func(string) string) *Config {
 	t.Helper()
-	c, err := Load(getenv, repo)
+	c, err := Load(getenv, repo, testDefaults)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -46,6 +68,7 @@ func TestDefaults(t *testing.T) {
 		CI:                     false,
 		RegistryImage:          "quay.io/kubevirtci/library-registry:2.7.1",
 		RegistryHostPort:       5000,
+		IPFamily:               "ipv4",
 		PFCountPerNode:         1,
 		VFsCount:               6,
 		SysfsRoot:              "/sys",
@@ -305,7 +328,7 @@ func TestBadInputs(t *testing.T) {
 	} {
 		t.Run(tc.env[0]+"="+tc.env[1], func(t *testing.T) {
 			root := t.TempDir()
-			c, err := Load(env(tc.env...), root)
+			c, err := Load(env(tc.env...), root, testDefaults)
 			if err == nil {
 				t.Fatalf("Load accepted %s=%q: %+v", tc.env[0], tc.env[1], c)
 			}
@@ -350,7 +373,7 @@ func TestAllProblemsAtOnce(t *testing.T) {
 		"CRI_BIN", "lxc",
 		"VFS_COUNT", "1000",
 		"CI", "sure",
-	), repo)
+	), repo, testDefaults)
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -367,7 +390,7 @@ func TestAllProblemsAtOnce(t *testing.T) {
 }
 
 func TestRelativeRepoRoot(t *testing.T) {
-	_, err := Load(env(), "relative/dir")
+	_, err := Load(env(), "relative/dir", testDefaults)
 	if err == nil || !strings.Contains(err.Error(), `repository root="relative/dir": not an absolute path`) {
 		t.Fatalf("err = %v", err)
 	}
@@ -422,7 +445,7 @@ func TestCompiledKindVersionMatchesGoMod(t *testing.T) {
 
 func TestSecondClusterFilesApart(t *testing.T) {
 	env := map[string]string{"CLUSTER_NAME": "sriov2"}
-	c, err := Load(func(k string) string { return env[k] }, "/src/kci")
+	c, err := Load(func(k string) string { return env[k] }, "/src/kci", testDefaults)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -430,8 +453,53 @@ func TestSecondClusterFilesApart(t *testing.T) {
 		t.Fatalf("second cluster's state dir: %s", c.StateDir())
 	}
 	env["KUBEVIRTCI_CONFIG_PATH"] = "/elsewhere"
-	c, _ = Load(func(k string) string { return env[k] }, "/src/kci")
+	c, _ = Load(func(k string) string { return env[k] }, "/src/kci", testDefaults)
 	if c.StateDir() != "/elsewhere/kind-1.22-sriov" {
 		t.Fatalf("explicit config path not used: %s", c.StateDir())
+	}
+}
+
+func TestProviderDefaults(t *testing.T) {
+	c := mustLoad(t, env("KUBEVIRT_PROVIDER", "kind-sriov"))
+	if c.NodeImage != "kindest/node:v1.36.1" || c.SRIOVCNIImage != "ghcr.io/k8snetworkplumbingwg/sriov-cni:v2.9.0" ||
+		c.InjectorImage != "ghcr.io/k8snetworkplumbingwg/network-resources-injector:v1.9.0" {
+		t.Errorf("kind-sriov defaults not used: %+v", c)
+	}
+	c = mustLoad(t, env("KUBEVIRT_PROVIDER", "kind-sriov", "KIND_NODE_IMAGE", "example.com/node:v1", "NETWORK_RESOURCES_INJECTOR_IMAGE", "example.com/nri:v2"))
+	if c.NodeImage != "example.com/node:v1" || c.InjectorImage != "example.com/nri:v2" {
+		t.Errorf("settings did not win over the provider's defaults: %+v", c)
+	}
+	if c := mustLoad(t, env()); c.InjectorImage != "" {
+		t.Errorf("kind-1.22-sriov has an injector image %q", c.InjectorImage)
+	}
+}
+
+func TestProviderSpecificSettingsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		env  []string
+		want []string
+	}{
+		{[]string{"KUBEVIRT_PROVIDER", "kind-9.99"}, []string{`KUBEVIRT_PROVIDER="kind-9.99": unknown provider; known providers: kind-1.22-sriov, kind-sriov`}},
+		{[]string{"KUBEVIRT_USE_DRA", "true"}, []string{`KUBEVIRT_USE_DRA="true"`, "DRA driver is not supported yet", "unset it"}},
+		{[]string{"KUBEVIRT_PROVIDER", "kind-sriov", "KUBEVIRT_USE_DRA", "yes"}, []string{`KUBEVIRT_USE_DRA="yes"`, "provider kind-sriov"}},
+		{[]string{"KUBEVIRT_USE_DRA", "maybe"}, []string{`KUBEVIRT_USE_DRA="maybe": not a boolean`}},
+		{[]string{"NETWORK_RESOURCES_INJECTOR_IMAGE", "example.com/nri:v1"}, []string{"deploys no network-resources-injector", "KUBEVIRT_PROVIDER=kind-sriov"}},
+		{[]string{"IPFAMILY", "ipv5"}, []string{`IPFAMILY="ipv5": not an IP family`, "ipv4 (the default), ipv6 or dual"}},
+	} {
+		_, err := Load(env(tc.env...), repo, testDefaults)
+		if err == nil {
+			t.Errorf("%v: accepted", tc.env)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: error %q lacks %q", tc.env, err, w)
+			}
+		}
+	}
+	for _, ok := range [][]string{{"KUBEVIRT_USE_DRA", "false"}, {"IPFAMILY", "dual"}, {"IPFAMILY", "IPv6"}} {
+		if _, err := Load(env(ok...), repo, testDefaults); err != nil {
+			t.Errorf("%v refused: %v", ok, err)
+		}
 	}
 }

@@ -158,6 +158,49 @@ func (l *loader) image(setting, def string) string {
 	return v
 }
 
+// ipFamily reads IPFAMILY: kind's networking.ipFamily.
+func (l *loader) ipFamily() string {
+	v, raw := l.get(EnvIPFamily)
+	switch strings.ToLower(v) {
+	case "":
+		return IPv4
+	case IPv4, IPv6, DualStack:
+		return strings.ToLower(v)
+	}
+	l.fail(EnvIPFamily, raw, false, "not an IP family", "set ipv4 (the default), ipv6 or dual")
+	return ""
+}
+
+// unsupported refuses a setting that is true: a feature of kubevirtci's
+// provider that this tool does not have yet, so that it is never silently
+// ignored.
+func (l *loader) unsupported(setting, provider, why, hint string) {
+	v, raw := l.get(setting)
+	if v == "" {
+		return
+	}
+	b, err := ParseBool(v)
+	if err != nil {
+		l.fail(setting, raw, false, "not a boolean", hint)
+		return
+	}
+	if b {
+		l.fail(setting, raw, false, why+" (provider "+provider+")", hint)
+	}
+}
+
+// injectorImage reads NETWORK_RESOURCES_INJECTOR_IMAGE; def is "" for a
+// provider that deploys no injector, which refuses the setting.
+func (l *loader) injectorImage(provider, def string) string {
+	if def == "" {
+		if v, raw := l.get(EnvInjectorImage); v != "" {
+			l.fail(EnvInjectorImage, raw, false, "provider "+provider+" deploys no network-resources-injector", "unset it, or use a provider that deploys one (KUBEVIRT_PROVIDER=kind-sriov)")
+		}
+		return ""
+	}
+	return l.image(EnvInjectorImage, def)
+}
+
 func (l *loader) kindVersion() string {
 	v, raw := l.get(EnvKindVersion)
 	if v == "" {

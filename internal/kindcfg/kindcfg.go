@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"fmt"
 	"path"
+	"sort"
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
@@ -28,17 +29,41 @@ const CertsDir = "/etc/containerd/certs.d"
 // invalid version 3 one.
 const VersionAwarePatchesKind = "0.32.0"
 
-// Kubelet settings of the worker nodes, as the old provider had them: the
-// static CPU manager (dedicated CPUs for VMs) needs some CPU reserved for the
-// system and for Kubernetes.
-const workerJoinPatch = `kind: JoinConfiguration
-nodeRegistration:
-  kubeletExtraArgs:
-    cpu-manager-policy: static
-    feature-gates: CPUManager=true
-    kube-reserved: cpu=500m
-    system-reserved: cpu=500m
-`
+// Options are what differs between the providers' kind configurations.
+type Options struct {
+	// WorkerKubelet are the kubelet flags of the worker nodes (without the
+	// leading "--"), e.g. the static CPU manager (dedicated CPUs for VMs)
+	// and the CPU it needs reserved for the system and for Kubernetes.
+	WorkerKubelet map[string]string
+	// AllowCgroupV1 sets the kubelet's failCgroupV1 to false, which
+	// Kubernetes 1.35 and later need to start on a cgroup v1 host. Set it
+	// only on such a host, and only for a node image whose kubelet knows
+	// the field (1.31 and later).
+	AllowCgroupV1 bool
+}
+
+// workerJoinPatch is the JoinConfiguration patch of the workers: their
+// kubelet flags, sorted.
+func workerJoinPatch(flags map[string]string) string {
+	if len(flags) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(flags))
+	for k := range flags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("kind: JoinConfiguration\nnodeRegistration:\n  kubeletExtraArgs:\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "    %s: %s\n", k, flags[k])
+	}
+	return b.String()
+}
+
+// kubeletCgroupV1Patch lets the kubelet of Kubernetes 1.35 and later start
+// on a cgroup v1 host (it refuses to by default).
+const kubeletCgroupV1Patch = "kind: KubeletConfiguration\nfailCgroupV1: false\n"
 
 // Cluster builds the kind cluster configuration from the settings:
 //
@@ -55,7 +80,7 @@ nodeRegistration:
 // image's Kubernetes version (v1beta2 for 1.22, v1beta3 from 1.23, v1beta4
 // from 1.36, where kind v0.32+ converts the extra-argument maps to lists).
 // Networking is left at kind's defaults, including its default CNI.
-func Cluster(c *config.Config) (*v1alpha4.Cluster, error) {
+func Cluster(c *config.Config, o Options) (*v1alpha4.Cluster, error) {
 	if c.NumNodes < 1 {
 		return nil, fmt.Errorf("kind config: %d nodes: need at least 1", c.NumNodes)
 	}
@@ -79,8 +104,16 @@ func Cluster(c *config.Config) (*v1alpha4.Cluster, error) {
 				{ContainerPath: "/var/log/audit", HostPath: "/var/log/audit", Readonly: true},
 				{ContainerPath: "/dev/vfio/", HostPath: "/dev/vfio/"},
 			},
-			KubeadmConfigPatches: []string{workerJoinPatch},
 		})
+		if p := workerJoinPatch(o.WorkerKubelet); p != "" {
+			cl.Nodes[i].KubeadmConfigPatches = []string{p}
+		}
+	}
+	if c.IPFamily != "" && c.IPFamily != config.IPv4 {
+		cl.Networking.IPFamily = v1alpha4.ClusterIPFamily(c.IPFamily)
+	}
+	if o.AllowCgroupV1 {
+		cl.KubeadmConfigPatches = append(cl.KubeadmConfigPatches, kubeletCgroupV1Patch)
 	}
 	if c.EtcdInMemory {
 		p, err := etcdPatch(c.EtcdDataDir)
@@ -95,8 +128,8 @@ func Cluster(c *config.Config) (*v1alpha4.Cluster, error) {
 // Render returns the kind cluster configuration as YAML, fields in the
 // order of kind's types (kind, apiVersion, name, nodes, ...) so that the
 // printed config reads top-down; patches are literal blocks.
-func Render(c *config.Config) ([]byte, error) {
-	cl, err := Cluster(c)
+func Render(c *config.Config, o Options) ([]byte, error) {
+	cl, err := Cluster(c, o)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,14 @@ import (
 	"github.com/kubevirt/kubevirtci-go/internal/config"
 )
 
+const node122 = "quay.io/kubevirtci/kindest_node:v1.22.2@sha256:f638a08c1f68fe2a99e724ace6df233a546eaf6713019a0b310130a4f91ebe7f"
+
+// opts122 are kind-1.22-sriov's options.
+var opts122 = Options{WorkerKubelet: map[string]string{
+	"cpu-manager-policy": "static", "feature-gates": "CPUManager=true",
+	"kube-reserved": "cpu=500m", "system-reserved": "cpu=500m",
+}}
+
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
 func load(t *testing.T, kv ...string) *config.Config {
@@ -25,7 +33,9 @@ func load(t *testing.T, kv ...string) *config.Config {
 	for i := 0; i+1 < len(kv); i += 2 {
 		m[kv[i]] = kv[i+1]
 	}
-	c, err := config.Load(func(k string) string { return m[k] }, "/src/kubevirtci")
+	c, err := config.Load(func(k string) string { return m[k] }, "/src/kubevirtci", func(string, bool) (config.Defaults, error) {
+		return config.Defaults{NodeImage: node122}, nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,11 +69,11 @@ func (g goldenCase) config(t *testing.T) *config.Config {
 func TestGolden(t *testing.T) {
 	for _, g := range goldenCases {
 		t.Run(g.file, func(t *testing.T) {
-			got, err := Render(g.config(t))
+			got, err := Render(g.config(t), opts122)
 			if err != nil {
 				t.Fatal(err)
 			}
-			again, _ := Render(g.config(t))
+			again, _ := Render(g.config(t), opts122)
 			if !bytes.Equal(got, again) {
 				t.Fatal("two renders of the same settings differ")
 			}
@@ -91,7 +101,7 @@ func TestGolden(t *testing.T) {
 func TestDecodesAsKindConfig(t *testing.T) {
 	for _, g := range goldenCases {
 		t.Run(g.file, func(t *testing.T) {
-			raw, err := Render(g.config(t))
+			raw, err := Render(g.config(t), opts122)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -113,7 +123,7 @@ func TestDecodesAsKindConfig(t *testing.T) {
 				{ContainerPath: "/dev/vfio/", HostPath: "/dev/vfio/"},
 			}
 			for i, n := range cl.Nodes {
-				if n.Image != config.DefaultNodeImage {
+				if n.Image != node122 {
 					t.Errorf("node %d image %q", i, n.Image)
 				}
 				if i == 0 {
@@ -279,24 +289,24 @@ func TestContainerdPatches(t *testing.T) {
 func TestRenderErrors(t *testing.T) {
 	c := load(t)
 	c.EtcdDataDir = "/var/lib/etcd"
-	if _, err := Render(c); err == nil || !strings.Contains(err.Error(), "not under /tmp") {
+	if _, err := Render(c, opts122); err == nil || !strings.Contains(err.Error(), "not under /tmp") {
 		t.Errorf("etcd dir outside /tmp: %v", err)
 	}
 	c = load(t)
 	c.EtcdDataDir = "/tmp/../var/etcd"
-	if _, err := Render(c); err == nil {
+	if _, err := Render(c, opts122); err == nil {
 		t.Error("etcd dir escaping /tmp accepted")
 	}
 	c = load(t)
 	c.NumNodes = 0
-	if _, err := Render(c); err == nil {
+	if _, err := Render(c, opts122); err == nil {
 		t.Error("0 nodes accepted")
 	}
 }
 
 func TestOtherSettingsReachTheConfig(t *testing.T) {
 	raw, err := Render(load(t, "CLUSTER_NAME", "sriov2", "KUBEVIRT_NUM_NODES", "2",
-		"KIND_NODE_IMAGE", "kindest/node:v1.23.0"))
+		"KIND_NODE_IMAGE", "kindest/node:v1.23.0"), opts122)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,5 +316,43 @@ func TestOtherSettingsReachTheConfig(t *testing.T) {
 	}
 	if cl.Name != "sriov2" || cl.Nodes[0].Image != "kindest/node:v1.23.0" || cl.Nodes[1].Image != "kindest/node:v1.23.0" {
 		t.Errorf("name %q images %q %q", cl.Name, cl.Nodes[0].Image, cl.Nodes[1].Image)
+	}
+}
+
+// TestKindSRIOVOptions: the kubelet flags of kind-sriov's workers, the
+// cgroup v1 patch and IPFAMILY reach the config kind reads.
+func TestKindSRIOVOptions(t *testing.T) {
+	o := Options{
+		WorkerKubelet: map[string]string{"cpu-manager-policy": "static", "topology-manager-policy": "single-numa-node"},
+		AllowCgroupV1: true,
+	}
+	raw, err := Render(load(t, "KUBEVIRT_NUM_NODES", "3", "IPFAMILY", "dual"), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cl v1alpha4.Cluster
+	if err := yaml.UnmarshalStrict(raw, &cl); err != nil {
+		t.Fatalf("%v\n%s", err, raw)
+	}
+	if cl.Networking.IPFamily != v1alpha4.DualStackFamily {
+		t.Errorf("ipFamily %q, want dual", cl.Networking.IPFamily)
+	}
+	var cgroup bool
+	for _, p := range cl.KubeadmConfigPatches {
+		cgroup = cgroup || strings.Contains(p, "kind: KubeletConfiguration") && strings.Contains(p, "failCgroupV1: false")
+	}
+	if !cgroup {
+		t.Errorf("no failCgroupV1 patch: %q", cl.KubeadmConfigPatches)
+	}
+	for _, n := range cl.Nodes[1:] {
+		want := "kind: JoinConfiguration\nnodeRegistration:\n  kubeletExtraArgs:\n    cpu-manager-policy: static\n    topology-manager-policy: single-numa-node\n"
+		if len(n.KubeadmConfigPatches) != 1 || n.KubeadmConfigPatches[0] != want {
+			t.Errorf("worker patches %q, want %q", n.KubeadmConfigPatches, want)
+		}
+	}
+	// The default: IPv4 is kind's default, not written; no cgroup patch.
+	raw, _ = Render(load(t, "KUBEVIRT_NUM_NODES", "2"), Options{})
+	if strings.Contains(string(raw), "ipFamily") || strings.Contains(string(raw), "failCgroupV1") || strings.Contains(string(raw), "JoinConfiguration") {
+		t.Errorf("unasked settings rendered:\n%s", raw)
 	}
 }

@@ -16,7 +16,9 @@ func load(t *testing.T, repo string, kv ...string) *config.Config {
 	for i := 0; i+1 < len(kv); i += 2 {
 		m[kv[i]] = kv[i+1]
 	}
-	c, err := config.Load(func(k string) string { return m[k] }, repo)
+	c, err := config.Load(func(k string) string { return m[k] }, repo, func(string, bool) (config.Defaults, error) {
+		return config.Defaults{NodeImage: "kindest/node:v1.22.2"}, nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,4 +4,5 @@ package all
 
 import (
 	_ "github.com/kubevirt/kubevirtci-go/providers/kind-1.22-sriov"
+	_ "github.com/kubevirt/kubevirtci-go/providers/kind-sriov"
 )

@@ -1,165 +1,35 @@
-// Package kind122sriov is the kind-1.22-sriov provider: a kind cluster with
-// Kubernetes 1.22, a local registry, and the host's SR-IOV PFs moved into its
-// worker nodes, with multus, sriov-cni and the SR-IOV device plugin deployed.
-//
-// Every step of cluster-up, with its undo, is in one table (steps.go). A
-// failed or interrupted Up undoes only what that run created; Down runs
-// every step's undo, in reverse order, from what it observes on the host
-// (ledger, containers, files), so it cleans up after a crash at any point.
+// Package kind122sriov is the kind-1.22-sriov provider, the replacement of
+// kubevirtci's Bash provider of that name: Kubernetes 1.22, multus v3.8,
+// sriov-cni v2.7.0 and the SR-IOV device plugin v3.4.0. The default
+// provider. Everything it does is the shared core's (internal/kindsriov);
+// this is its description.
 package kind122sriov
 
 import (
-	"context"
-	"io"
-	"time"
-
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-
-	"github.com/kubevirt/kubevirtci-go/internal/cgroupv1"
-	"github.com/kubevirt/kubevirtci-go/internal/components"
+	"github.com/kubevirt/kubevirtci-go/images"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
-	"github.com/kubevirt/kubevirtci-go/internal/cri"
-	"github.com/kubevirt/kubevirtci-go/internal/kindcluster"
-	"github.com/kubevirt/kubevirtci-go/internal/kube"
-	"github.com/kubevirt/kubevirtci-go/internal/kubeapply"
-	"github.com/kubevirt/kubevirtci-go/internal/localregistry"
-	"github.com/kubevirt/kubevirtci-go/internal/sriov"
-	"github.com/kubevirt/kubevirtci-go/providers"
+	"github.com/kubevirt/kubevirtci-go/internal/kindsriov"
 )
 
-// Name is the provider's name, the value of KUBEVIRT_PROVIDER that selects it.
-const Name = "kind-1.22-sriov"
-
-func init() {
-	providers.Register(Name, New)
+// Spec describes kind-1.22-sriov.
+var Spec = kindsriov.Spec{
+	Name:       "kind-1.22-sriov",
+	Kubernetes: images.Node122.Kubernetes,
+	Defaults: config.Defaults{
+		NodeImage:              "quay.io/kubevirtci/kindest_node:v1.22.2@sha256:f638a08c1f68fe2a99e724ace6df233a546eaf6713019a0b310130a4f91ebe7f",
+		MultusImage:            images.Components122.Multus.UpstreamImage(),
+		SRIOVCNIImage:          images.Components122.SRIOVCNI.UpstreamImage(),
+		SRIOVDevicePluginImage: images.Components122.SRIOVDevicePlugin.UpstreamImage(),
+	},
+	Images: images.V122,
+	// The static CPU manager (dedicated CPUs for VMs) and the CPU it needs
+	// reserved; Kubernetes 1.22 still has the CPUManager feature gate.
+	WorkerKubelet: map[string]string{
+		"cpu-manager-policy": "static",
+		"feature-gates":      "CPUManager=true",
+		"kube-reserved":      "cpu=500m",
+		"system-reserved":    "cpu=500m",
+	},
 }
 
-// Provider implements providers.Provider.
-type Provider struct {
-	env  providers.Env
-	cli  engine           // nil until setup
-	bin  string           // the container CLI's path
-	kind kindcluster.Kind // nil until setup
-	deps deps
-}
-
-// New builds the provider from the validated settings.
-func New(env providers.Env) (providers.Provider, error) {
-	p := &Provider{env: env}
-	p.deps = realDeps(p)
-	return p, nil
-}
-
-// engine is what the provider needs from the container CLI (cri.CLI).
-type engine interface {
-	Name() string
-	localregistry.Engine
-	sriov.Nodes
-	sriov.NodeExec
-	ExecInput(ctx context.Context, stdin io.Reader, name string, args ...string) ([]byte, error)
-	CopyFrom(ctx context.Context, name, src, dst string) error
-	ImageExists(ctx context.Context, ref string) (bool, error)
-	SaveImages(ctx context.Context, file string, refs ...string) error
-	// ListContainers names the containers (running or not) with a label.
-	ListContainers(ctx context.Context, label string) ([]string, error)
-}
-
-var _ engine = cri.CLI{}
-
-// nicManager is what the provider needs from the SR-IOV manager
-// (*sriov.Manager).
-type nicManager interface {
-	Check(ctx context.Context, workers []string) (*sriov.Plan, error)
-	Up(ctx context.Context, nodes sriov.Nodes, workers []string) ([]sriov.Assignment, error)
-	ReturnNetdevs(ctx context.Context, nodes sriov.Nodes) error
-	Return(ctx context.Context, nodes sriov.Nodes) error
-	Status(ctx context.Context, nodes sriov.Nodes) (*sriov.Status, error)
-}
-
-var _ nicManager = (*sriov.Manager)(nil)
-
-// deps are the provider's boundaries: the real ones in production, fakes
-// in the orchestration tests.
-type deps struct {
-	// detect finds the container CLI and the kind to use; it touches nothing.
-	detect func(ctx context.Context) (cli engine, bin string, kind kindcluster.Kind, err error)
-	nics   func() (nicManager, error)
-	client func(kubeconfig string) (kubernetes.Interface, *rest.Config, error)
-	// portFree fails when the host port is taken.
-	portFree func(port int) error
-	// serving waits until the registry answers on the host port.
-	serving func(ctx context.Context, port int, timeout time.Duration) error
-	// deploy applies the components' manifests.
-	deploy func(ctx context.Context, rc *rest.Config, params components.Params) error
-	// waitComponents waits for the deployed components.
-	waitComponents func(ctx context.Context, client kubernetes.Interface, params components.Params, o components.WaitOptions) error
-	// hiddenCgroups finds cgroup v1 hierarchies that kind nodes left;
-	// removeCgroups removes them.
-	hiddenCgroups func() ([]cgroupv1.Hierarchy, error)
-	removeCgroups func([]cgroupv1.Hierarchy) error
-	// hook, when set, runs before (after=false) and after each step's do;
-	// an error it returns fails the step. Tests use it to fail and
-	// interrupt cluster-up at every step boundary.
-	hook func(ctx context.Context, step string, after bool) error
-}
-
-func realDeps(p *Provider) deps {
-	return deps{
-		detect: func(ctx context.Context) (engine, string, kindcluster.Kind, error) {
-			c := p.cfg()
-			cli, err := cri.Detect(ctx, c.CRI, p.env.Runner, nil)
-			if err != nil {
-				return nil, "", nil, err
-			}
-			var k kindcluster.Kind
-			if c.KindVersion == kindcluster.LibraryVersion() {
-				k, err = kindcluster.NewLibrary(cli.Name(), p.env.Log)
-			} else {
-				k, err = kindcluster.FindBinary(ctx, c.KindVersion, cli.Name(), p.kindBinDir(), p.env.Runner, nil)
-			}
-			return cli, cli.Bin, k, err
-		},
-		nics: func() (nicManager, error) {
-			c := p.cfg()
-			return sriov.New(sriov.Options{
-				SysfsRoot:      c.SysfsRoot,
-				StateDir:       c.SRIOVStateDir,
-				Cluster:        c.ClusterName,
-				PFCountPerNode: c.PFCountPerNode,
-				VFCount:        c.VFsCount,
-				Blacklist:      c.PFBlacklist,
-			}, p.env.Runner, p.env.Log)
-		},
-		client:        kube.Client,
-		hiddenCgroups: func() ([]cgroupv1.Hierarchy, error) { return cgroupv1.Find("/proc") },
-		removeCgroups: cgroupv1.Remove,
-		portFree:      config.CheckPortFree,
-		serving:       localregistry.WaitServing,
-		deploy: func(ctx context.Context, rc *rest.Config, params components.Params) error {
-			a, err := kubeapply.NewForConfig(rc, FieldManager)
-			if err != nil {
-				return err
-			}
-			return components.Deploy(ctx, a, params, p.env.Log)
-		},
-		waitComponents: func(ctx context.Context, client kubernetes.Interface, params components.Params, o components.WaitOptions) error {
-			return components.Wait(ctx, client, params, o, p.env.Log)
-		},
-	}
-}
-
-func (p *Provider) cfg() *config.Config { return p.env.Config }
-
-// setup detects the container engine and the kind to use. It touches nothing.
-func (p *Provider) setup(ctx context.Context) error {
-	if p.cli != nil {
-		return nil
-	}
-	cli, bin, k, err := p.deps.detect(ctx)
-	if err != nil {
-		return err
-	}
-	p.cli, p.bin, p.kind = cli, bin, k
-	return nil
-}
+func init() { Spec.Register() }

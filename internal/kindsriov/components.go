@@ -1,4 +1,4 @@
-package kind122sriov
+package kindsriov
 
 import (
 	"context"
@@ -28,6 +28,7 @@ func (p *Provider) componentParams(st *upState) components.Params {
 	params.MultusImage = c.MultusImage
 	params.SRIOVCNIImage = c.SRIOVCNIImage
 	params.DevicePluginImage = c.SRIOVDevicePluginImage
+	params.InjectorImage = c.InjectorImage
 	// Every PF moved into a node, on every node (the old scripts listed only
 	// the last PF of each node).
 	for _, a := range st.assignments {
@@ -51,7 +52,7 @@ func (p *Provider) waitComponents(ctx context.Context, st *upState) error {
 			vfs[a.Node] = int64(len(a.PFs) * c.VFsCount)
 		}
 	}
-	return p.deps.waitComponents(ctx, st.client, p.componentParams(st), components.WaitOptions{
+	return p.deps.waitComponents(ctx, st.client, st.rest, p.componentParams(st), components.WaitOptions{
 		Skip:               c.SkipComponentWaits,
 		VFsPerNode:         vfs,
 		DaemonSetsTimeout:  c.ComponentWaitTimeout,
@@ -65,13 +66,17 @@ func (p *Provider) waitComponents(ctx context.Context, st *upState) error {
 func (p *Provider) waitedFor() (ready bool, what string) {
 	c := p.cfg()
 	res := components.DefaultParams().Resource()
+	comps := "multus, sriov-cni and the device plugin"
+	if c.InjectorImage != "" {
+		comps = "multus, sriov-cni, the device plugin and network-resources-injector"
+	}
 	switch {
 	case c.SkipComponentWaits:
-		return false, fmt.Sprintf("multus, sriov-cni and the device plugin deployed but not waited for (%s=true)", config.EnvSkipComponentWaits)
+		return false, fmt.Sprintf("%s deployed but not waited for (%s=true)", comps, config.EnvSkipComponentWaits)
 	case c.SkipAllocatableWait:
-		return true, fmt.Sprintf("multus, sriov-cni and the device plugin rolled out and every pod Ready; allocatable %s not waited for (%s=true)", res, config.EnvSkipAllocatableWait)
+		return true, fmt.Sprintf("%s rolled out and every pod Ready; allocatable %s not waited for (%s=true)", comps, res, config.EnvSkipAllocatableWait)
 	}
-	return true, fmt.Sprintf("multus, sriov-cni and the device plugin rolled out, allocatable %s on every SR-IOV node, every pod Ready", res)
+	return true, fmt.Sprintf("%s rolled out, allocatable %s on every SR-IOV node, every pod Ready", comps, res)
 }
 
 // Component images the local engine has are loaded into every node, as
@@ -151,8 +156,8 @@ func (p *Provider) loadComponentImages(ctx context.Context, created <-chan struc
 	c := p.cfg()
 	var local []string
 	seen := map[string]bool{}
-	for _, ref := range []string{c.MultusImage, c.SRIOVCNIImage, c.SRIOVDevicePluginImage} {
-		if seen[ref] {
+	for _, ref := range []string{c.MultusImage, c.SRIOVCNIImage, c.SRIOVDevicePluginImage, c.InjectorImage} {
+		if ref == "" || seen[ref] {
 			continue
 		}
 		seen[ref] = true

@@ -1,4 +1,4 @@
-package kind122sriov
+package kindsriov
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kubevirt/kubevirtci-go/images"
 	"github.com/kubevirt/kubevirtci-go/internal/cmdrun"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
 	"github.com/kubevirt/kubevirtci-go/internal/cri"
@@ -17,11 +18,11 @@ import (
 
 func testProvider(t *testing.T, f *cmdrun.Fake, env map[string]string) *Provider {
 	t.Helper()
-	c, err := config.Load(func(k string) string { return env[k] }, t.TempDir())
+	c, err := config.Load(func(k string) string { return env[k] }, t.TempDir(), testDefaults)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Provider{env: providers.Env{Config: c}, cli: cri.CLI{Bin: "docker", Run: saver{f}}}
+	return &Provider{spec: testSpec(c.Provider), env: providers.Env{Config: c}, cli: cri.CLI{Bin: "docker", Run: saver{f}}}
 }
 
 // saver is the fake runner, plus an archive file for `docker save -o FILE`
@@ -118,7 +119,7 @@ func TestLoadComponentImagesImportFails(t *testing.T) {
 	created := make(chan struct{})
 	close(created)
 	_, err := p.loadComponentImages(context.Background(), created, func() []string { return []string{"sriov-worker"} })
-	if err == nil || !strings.Contains(err.Error(), "node sriov-worker") || !strings.Contains(err.Error(), config.DefaultMultusImage) {
+	if err == nil || !strings.Contains(err.Error(), "node sriov-worker") || !strings.Contains(err.Error(), images.Multus.UpstreamImage()) {
 		t.Fatalf("want an error naming the node and the images, got %v", err)
 	}
 }

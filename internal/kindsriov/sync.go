@@ -1,4 +1,4 @@
-package kind122sriov
+package kindsriov
 
 import (
 	"context"
@@ -20,7 +20,7 @@ func (p *Provider) Sync(ctx context.Context) error {
 	}
 	c := p.cfg()
 	if _, err := os.Stat(c.KubeconfigPath()); errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("no %s cluster named %s is up (%s is missing): run `make cluster-up` first", Name, c.ClusterName, c.KubeconfigPath())
+		return fmt.Errorf("no %s cluster named %s is up (%s is missing): run `make cluster-up` first", p.spec.Name, c.ClusterName, c.KubeconfigPath())
 	}
 	if err := localregistry.WaitServing(ctx, c.RegistryHostPort, 0); err != nil {
 		return fmt.Errorf("the cluster's registry does not answer on localhost:%d (is %s running? `make cluster-up` starts it): %w",

@@ -1,4 +1,4 @@
-package kind122sriov
+package kindsriov
 
 import (
 	"context"
@@ -67,8 +67,24 @@ func (p *Provider) preflight(ctx context.Context, st *upState) error {
 	if err := p.preflightSRIOV(ctx); err != nil {
 		return err
 	}
-	st.kindConfig, err = kindcfg.Render(c)
+	st.kindConfig, err = kindcfg.Render(c, p.kindOptions())
 	return err
+}
+
+// kindOptions are the provider's own parts of the kind config.
+func (p *Provider) kindOptions() kindcfg.Options {
+	o := kindcfg.Options{WorkerKubelet: p.spec.WorkerKubelet}
+	if p.spec.KubeletRefusesCgroupV1 {
+		v2, err := p.deps.unifiedCgroups()
+		if err != nil {
+			p.env.Log.Debugf("cannot tell the host's cgroup version (%v): letting the kubelet start on cgroup v1", err)
+		}
+		o.AllowCgroupV1 = !v2
+		if o.AllowCgroupV1 {
+			p.env.Log.Debugf("cgroup v1 host: the kubelet gets failCgroupV1: false")
+		}
+	}
+	return o
 }
 
 // alreadyUpError is cluster-up on a cluster that runs: nothing is changed.

@@ -1,4 +1,4 @@
-package kind122sriov
+package kindsriov
 
 import (
 	"bytes"
@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
 
+	"github.com/kubevirt/kubevirtci-go/images"
 	"github.com/kubevirt/kubevirtci-go/internal/cgroupv1"
 	"github.com/kubevirt/kubevirtci-go/internal/components"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
@@ -464,12 +465,12 @@ func newHarness(t *testing.T, w *world, env map[string]string) *harness {
 	for k, v := range env {
 		h.env[k] = v
 	}
-	c, err := config.Load(func(k string) string { return h.env[k] }, t.TempDir())
+	c, err := config.Load(func(k string) string { return h.env[k] }, t.TempDir(), testDefaults)
 	if err != nil {
 		t.Fatal(err)
 	}
 	nodes := append([]string{c.ControlPlaneNode()}, c.WorkerNodes()...)
-	p := &Provider{env: providers.Env{Config: c, Log: steplog.New(h.log, true)}}
+	p := &Provider{spec: testSpec(c.Provider), env: providers.Env{Config: c, Log: steplog.New(h.log, true)}}
 	p.deps = deps{
 		detect: func(ctx context.Context) (engine, string, kindcluster.Kind, error) {
 			return fakeEngine{w}, "docker", fakeKind{w: w, nodes: nodes}, nil
@@ -494,13 +495,14 @@ func newHarness(t *testing.T, w *world, env map[string]string) *harness {
 			w.cgroups = nil
 			return nil
 		},
-		portFree: func(int) error { return nil },
-		serving:  func(context.Context, int, time.Duration) error { return nil },
+		unifiedCgroups: func() (bool, error) { return false, nil },
+		portFree:       func(int) error { return nil },
+		serving:        func(context.Context, int, time.Duration) error { return nil },
 		deploy: func(ctx context.Context, rc *rest.Config, params components.Params) error {
 			h.deployed++
 			return nil
 		},
-		waitComponents: func(ctx context.Context, client kubernetes.Interface, params components.Params, o components.WaitOptions) error {
+		waitComponents: func(ctx context.Context, client kubernetes.Interface, rc *rest.Config, params components.Params, o components.WaitOptions) error {
 			return ctx.Err()
 		},
 	}
@@ -513,3 +515,42 @@ func (h *harness) configDir() string { return h.p.cfg().ConfigPath }
 func (h *harness) snapshot() string { return h.w.snapshot(h.configDir()) }
 
 var errInjected = errors.New("injected failure")
+
+// testSpec stands in for the providers' descriptions (a test of this
+// package cannot import them: they import it). "kind-sriov" has an injector
+// and a kubelet that refuses cgroup v1; any other name is like
+// kind-1.22-sriov.
+func testSpec(name string) Spec {
+	s := Spec{
+		Name:       name,
+		Kubernetes: "v1.22.2",
+		Defaults: config.Defaults{
+			NodeImage:              "quay.io/kubevirtci/kindest_node:v1.22.2",
+			MultusImage:            images.Components122.Multus.UpstreamImage(),
+			SRIOVCNIImage:          images.Components122.SRIOVCNI.UpstreamImage(),
+			SRIOVDevicePluginImage: images.Components122.SRIOVDevicePlugin.UpstreamImage(),
+		},
+		Images:        images.V122,
+		WorkerKubelet: map[string]string{"cpu-manager-policy": "static"},
+	}
+	if name == "kind-sriov" {
+		s.Kubernetes = "v1.36.1"
+		s.Defaults = config.Defaults{
+			NodeImage:              "kindest/node:v1.36.1",
+			MultusImage:            images.Components136.Multus.UpstreamImage(),
+			SRIOVCNIImage:          images.Components136.SRIOVCNI.UpstreamImage(),
+			SRIOVDevicePluginImage: images.Components136.SRIOVDevicePlugin.UpstreamImage(),
+			InjectorImage:          images.Components136.Injector.UpstreamImage(),
+		}
+		s.Images = images.V136
+		s.KubeletRefusesCgroupV1 = true
+	}
+	return s
+}
+
+func testDefaults(provider string, fromSource bool) (config.Defaults, error) {
+	if provider != "kind-1.22-sriov" && provider != "kind-sriov" {
+		return config.Defaults{}, fmt.Errorf("unknown provider")
+	}
+	return testSpec(provider).Defaults, nil
+}

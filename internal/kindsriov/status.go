@@ -1,4 +1,4 @@
-package kind122sriov
+package kindsriov
 
 import (
 	"context"
@@ -27,7 +27,7 @@ func (p *Provider) Status(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "provider:    %s (kind %s, %s)\n", Name, p.kind.Version(), p.cli.Name())
+	fmt.Fprintf(w, "provider:    %s (kind %s, %s)\n", p.spec.Name, p.kind.Version(), p.cli.Name())
 	if !exists {
 		fmt.Fprintf(w, "cluster:     %s is not running (make cluster-up)\n", c.ClusterName)
 	} else {

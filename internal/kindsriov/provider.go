@@ -1,0 +1,175 @@
+// Package kindsriov is the shared core of the SR-IOV kind providers
+// (kind-1.22-sriov, kind-sriov): a kind cluster, a local registry, and the
+// host's SR-IOV PFs moved into its worker nodes, with multus, sriov-cni, the
+// SR-IOV device plugin and, where the provider has it,
+// network-resources-injector deployed. A provider is a Spec: its name, its
+// defaults and the few things in which it differs.
+//
+// Every step of cluster-up, with its undo, is in one table (steps.go). A
+// failed or interrupted Up undoes only what that run created; Down runs
+// every step's undo, in reverse order, from what it observes on the host
+// (ledger, containers, files), so it cleans up after a crash at any point.
+package kindsriov
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubevirt/kubevirtci-go/internal/cgroupv1"
+	"github.com/kubevirt/kubevirtci-go/internal/components"
+	"github.com/kubevirt/kubevirtci-go/internal/config"
+	"github.com/kubevirt/kubevirtci-go/internal/cri"
+	"github.com/kubevirt/kubevirtci-go/internal/kindcluster"
+	"github.com/kubevirt/kubevirtci-go/internal/kube"
+	"github.com/kubevirt/kubevirtci-go/internal/kubeapply"
+	"github.com/kubevirt/kubevirtci-go/internal/localregistry"
+	"github.com/kubevirt/kubevirtci-go/internal/sriov"
+	"github.com/kubevirt/kubevirtci-go/providers"
+)
+
+// Provider implements providers.Provider.
+type Provider struct {
+	spec Spec
+	env  providers.Env
+	cli  engine           // nil until setup
+	bin  string           // the container CLI's path
+	kind kindcluster.Kind // nil until setup
+	deps deps
+}
+
+// New builds the provider that spec describes from the validated settings.
+func New(spec Spec, env providers.Env) (*Provider, error) {
+	p := &Provider{spec: spec, env: env}
+	p.deps = realDeps(p)
+	return p, nil
+}
+
+// engine is what the provider needs from the container CLI (cri.CLI).
+type engine interface {
+	Name() string
+	localregistry.Engine
+	sriov.Nodes
+	sriov.NodeExec
+	ExecInput(ctx context.Context, stdin io.Reader, name string, args ...string) ([]byte, error)
+	CopyFrom(ctx context.Context, name, src, dst string) error
+	ImageExists(ctx context.Context, ref string) (bool, error)
+	SaveImages(ctx context.Context, file string, refs ...string) error
+	// ListContainers names the containers (running or not) with a label.
+	ListContainers(ctx context.Context, label string) ([]string, error)
+}
+
+var _ engine = cri.CLI{}
+
+// nicManager is what the provider needs from the SR-IOV manager
+// (*sriov.Manager).
+type nicManager interface {
+	Check(ctx context.Context, workers []string) (*sriov.Plan, error)
+	Up(ctx context.Context, nodes sriov.Nodes, workers []string) ([]sriov.Assignment, error)
+	ReturnNetdevs(ctx context.Context, nodes sriov.Nodes) error
+	Return(ctx context.Context, nodes sriov.Nodes) error
+	Status(ctx context.Context, nodes sriov.Nodes) (*sriov.Status, error)
+}
+
+var _ nicManager = (*sriov.Manager)(nil)
+
+// deps are the provider's boundaries: the real ones in production, fakes
+// in the orchestration tests.
+type deps struct {
+	// detect finds the container CLI and the kind to use; it touches nothing.
+	detect func(ctx context.Context) (cli engine, bin string, kind kindcluster.Kind, err error)
+	nics   func() (nicManager, error)
+	client func(kubeconfig string) (kubernetes.Interface, *rest.Config, error)
+	// portFree fails when the host port is taken.
+	portFree func(port int) error
+	// serving waits until the registry answers on the host port.
+	serving func(ctx context.Context, port int, timeout time.Duration) error
+	// deploy applies the components' manifests.
+	deploy func(ctx context.Context, rc *rest.Config, params components.Params) error
+	// waitComponents waits for the deployed components.
+	// waitComponents waits for the deployed components; it deploys
+	// network-resources-injector, when params has it, once the device
+	// plugin's resources are allocatable.
+	waitComponents func(ctx context.Context, client kubernetes.Interface, rc *rest.Config, params components.Params, o components.WaitOptions) error
+	// hiddenCgroups finds cgroup v1 hierarchies that kind nodes left;
+	// removeCgroups removes them.
+	hiddenCgroups func() ([]cgroupv1.Hierarchy, error)
+	removeCgroups func([]cgroupv1.Hierarchy) error
+	// unifiedCgroups tells a cgroup v2 host from a v1 or hybrid one.
+	unifiedCgroups func() (bool, error)
+	// hook, when set, runs before (after=false) and after each step's do;
+	// an error it returns fails the step. Tests use it to fail and
+	// interrupt cluster-up at every step boundary.
+	hook func(ctx context.Context, step string, after bool) error
+}
+
+func realDeps(p *Provider) deps {
+	return deps{
+		detect: func(ctx context.Context) (engine, string, kindcluster.Kind, error) {
+			c := p.cfg()
+			cli, err := cri.Detect(ctx, c.CRI, p.env.Runner, nil)
+			if err != nil {
+				return nil, "", nil, err
+			}
+			var k kindcluster.Kind
+			if c.KindVersion == kindcluster.LibraryVersion() {
+				k, err = kindcluster.NewLibrary(cli.Name(), p.env.Log)
+			} else {
+				k, err = kindcluster.FindBinary(ctx, c.KindVersion, cli.Name(), p.kindBinDir(), p.env.Runner, nil)
+			}
+			return cli, cli.Bin, k, err
+		},
+		nics: func() (nicManager, error) {
+			c := p.cfg()
+			return sriov.New(sriov.Options{
+				SysfsRoot:      c.SysfsRoot,
+				StateDir:       c.SRIOVStateDir,
+				Cluster:        c.ClusterName,
+				PFCountPerNode: c.PFCountPerNode,
+				VFCount:        c.VFsCount,
+				Blacklist:      c.PFBlacklist,
+			}, p.env.Runner, p.env.Log)
+		},
+		client:         kube.Client,
+		hiddenCgroups:  func() ([]cgroupv1.Hierarchy, error) { return cgroupv1.Find("/proc") },
+		removeCgroups:  cgroupv1.Remove,
+		unifiedCgroups: cgroupv1.Unified,
+		portFree:       config.CheckPortFree,
+		serving:        localregistry.WaitServing,
+		deploy: func(ctx context.Context, rc *rest.Config, params components.Params) error {
+			a, err := kubeapply.NewForConfig(rc, FieldManager)
+			if err != nil {
+				return err
+			}
+			return components.Deploy(ctx, a, params, p.env.Log)
+		},
+		waitComponents: func(ctx context.Context, client kubernetes.Interface, rc *rest.Config, params components.Params, o components.WaitOptions) error {
+			if params.InjectorImage != "" {
+				a, err := kubeapply.NewForConfig(rc, FieldManager)
+				if err != nil {
+					return err
+				}
+				o.Injector = a
+			}
+			return components.Wait(ctx, client, params, o, p.env.Log)
+		},
+	}
+}
+
+func (p *Provider) cfg() *config.Config { return p.env.Config }
+
+// setup detects the container engine and the kind to use. It touches nothing.
+func (p *Provider) setup(ctx context.Context) error {
+	if p.cli != nil {
+		return nil
+	}
+	cli, bin, k, err := p.deps.detect(ctx)
+	if err != nil {
+		return err
+	}
+	p.cli, p.bin, p.kind = cli, bin, k
+	return nil
+}
