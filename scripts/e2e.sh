@@ -5,9 +5,9 @@
 #
 #   1. scripts/host-setup.sh --podman: the docker engine (and the runtime
 #      wrapper where the host needs it), and podman for TestScenarioPodman;
-#   2. the node, registry and component images built from source
-#      (`CRI_BIN=docker scripts/mage.sh image:node image:registry
-#      image:components`; each
+#   2. the node, registry and component images of both providers built
+#      from source (`CRI_BIN=docker KUBEVIRT_PROVIDER=... scripts/mage.sh
+#      image:node image:registry image:components`; each
 #      skips when its image is up to date; the components' source archives
 #      come from KUBEVIRTCI_UPSTREAM_DIR);
 #   3. TestProof (internal/nodeimage): a plain kind cluster from the node

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/kubevirt/kubevirtci-go/images"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
 	"github.com/kubevirt/kubevirtci-go/internal/sriov"
 
@@ -36,10 +37,16 @@ var toolSettings = []string{
 	config.EnvSRIOVDevicePluginImage, config.EnvSkipComponentWaits, config.EnvSkipAllocatableWait, config.EnvClusterWaitTimeout,
 	config.EnvComponentWaitTimeout, config.EnvAllocatableWaitTimeout, config.EnvDockerPrefix,
 	config.EnvDockerTag, config.EnvSyncSources, config.EnvSyncManifests,
+	config.EnvInjectorImage, config.EnvIPFamily, config.EnvUseDRA, config.EnvSourceImages,
 	"V", "MAGEFILE_VERBOSE", "KUBECONFIG",
 }
 
+// provider is the provider of every cluster that names none: the default.
 const provider = config.DefaultProvider
+
+// kindSRIOV is the second provider (Kubernetes 1.36, with
+// network-resources-injector).
+const kindSRIOV = "kind-sriov"
 
 // Time limits of the make targets.
 const (
@@ -51,6 +58,7 @@ const (
 // cluster is one cluster the test drives through make.
 type cluster struct {
 	t        *testing.T
+	provider string // KUBEVIRT_PROVIDER
 	name     string // CLUSTER_NAME as the tool sees it (default sriov)
 	nodes    int
 	env      map[string]string // settings given to every make target and kubectl.sh
@@ -67,6 +75,10 @@ type cluster struct {
 // clusterOpts are the settings of a cluster besides the ones every cluster
 // of the suite gets.
 type clusterOpts struct {
+	// provider is KUBEVIRT_PROVIDER ("": the default, kind-1.22-sriov).
+	// kind-sriov's clusters run the images built from source for it
+	// (KUBEVIRTCI_SOURCE_IMAGES=true), not the suite's image settings.
+	provider       string
 	name           string // "" keeps CLUSTER_NAME unset (the default, sriov)
 	nodes          int
 	pfs            *pfSet
@@ -97,6 +109,7 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 	}
 	c := &cluster{
 		t:          t,
+		provider:   o.provider,
 		name:       name,
 		nodes:      o.nodes,
 		cfgPath:    filepath.Join(t.TempDir(), "ci-configs"),
@@ -108,6 +121,9 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 	}
 	if c.dir == "" {
 		c.dir = repoRoot
+	}
+	if c.provider == "" {
+		c.provider = provider
 	}
 	if c.upTarget == "" {
 		c.upTarget = "cluster-up"
@@ -130,6 +146,9 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 	}
 	if o.name != "" {
 		c.env[config.EnvClusterName] = o.name
+	}
+	if o.provider != "" {
+		c.env[config.EnvProvider] = o.provider
 	}
 	for k, v := range o.extra {
 		c.env[k] = v
@@ -159,6 +178,14 @@ func suiteSettings(o clusterOpts, cfgPath string) map[string]string {
 		config.EnvSkipAllocatableWait: "true",
 		config.EnvClusterWaitTimeout:  "10m",
 	}
+	if o.provider != "" && o.provider != provider {
+		// The images built from source for that provider, named by the
+		// tool itself.
+		for _, k := range []string{config.EnvNodeImage, config.EnvMultusImage, config.EnvSRIOVCNIImage, config.EnvSRIOVDevicePluginImage} {
+			delete(env, k)
+		}
+		env[config.EnvSourceImages] = "true"
+	}
 	if o.pfCountPerNode > 0 {
 		env[config.EnvPFCountPerNode] = fmt.Sprint(o.pfCountPerNode)
 	}
@@ -187,7 +214,15 @@ func (c *cluster) workers() []string {
 
 func (c *cluster) nodeNames() []string { return append([]string{c.controlPlane()}, c.workers()...) }
 func (c *cluster) registry() string    { return registryName(c.name) }
-func (c *cluster) stateFolder() string { return filepath.Join(c.cfgPath, provider) }
+func (c *cluster) stateFolder() string { return filepath.Join(c.cfgPath, c.provider) }
+
+// k8sVersion is the Kubernetes version of the cluster's nodes.
+func (c *cluster) k8sVersion() string {
+	if c.provider == kindSRIOV {
+		return images.Node136.Kubernetes
+	}
+	return images.Node122.Kubernetes
+}
 func (c *cluster) kubeconfig() string  { return filepath.Join(c.stateFolder(), ".kubeconfig") }
 func (c *cluster) ledgerPath() string  { return filepath.Join(c.stateDir, c.name+".json") }
 
