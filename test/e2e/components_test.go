@@ -112,15 +112,7 @@ func checkSecondaryNetwork(t *testing.T, c *cluster, image string) {
 	}
 	ctx := context.Background()
 	cs := c.client()
-	rc, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dyn, err := dynamic.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nad := dyn.Resource(schema.GroupVersionResource{Group: "k8s.cni.cncf.io", Version: "v1", Resource: "network-attachment-definitions"}).Namespace("default")
+	nad := c.nads(t, "default")
 	for _, n := range nets {
 		conf := fmt.Sprintf(`{"cniVersion":"0.3.1","name":%q,"type":"macvlan","master":"eth0","mode":"bridge","ipam":{"type":"static","addresses":[{"address":%q}]}}`, n.name, n.addr)
 		obj := &unstructured.Unstructured{Object: map[string]any{
@@ -213,4 +205,18 @@ func checkSecondaryNetwork(t *testing.T, c *cluster, image string) {
 	} else {
 		t.Logf("%s -> %s over net1: %s", nets[1].pod, nets[0].pod, strings.TrimSpace(out))
 	}
+}
+
+// nads is the cluster's NetworkAttachmentDefinitions in namespace ns.
+func (c *cluster) nads(t *testing.T, ns string) dynamic.ResourceInterface {
+	t.Helper()
+	rc, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dyn.Resource(schema.GroupVersionResource{Group: "k8s.cni.cncf.io", Version: "v1", Resource: "network-attachment-definitions"}).Namespace(ns)
 }

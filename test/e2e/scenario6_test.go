@@ -11,9 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // TestScenarioKindSRIOV brings up the second provider, kind-sriov
@@ -107,16 +104,8 @@ func checkInjectorWorks(t *testing.T, c *cluster) {
 	t.Helper()
 	ctx := context.Background()
 	cs := c.client()
-	rc, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	dyn, err := dynamic.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const ns, netName, podName, res = "default", "e2e-sriov-net", "e2e-injected", "kubevirt.io/sriov_net"
-	nad := dyn.Resource(schema.GroupVersionResource{Group: "k8s.cni.cncf.io", Version: "v1", Resource: "network-attachment-definitions"}).Namespace(ns)
+	nad := c.nads(t, ns)
 	obj := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "k8s.cni.cncf.io/v1",
 		"kind":       "NetworkAttachmentDefinition",
@@ -147,7 +136,7 @@ func checkInjectorWorks(t *testing.T, c *cluster) {
 	// The injector reads NetworkAttachmentDefinitions through the API;
 	// a just-created one may take a moment to be seen.
 	var got *corev1.Pod
-	err = eventually(time.Minute, time.Second, func() (bool, error) {
+	err := eventually(time.Minute, time.Second, func() (bool, error) {
 		p, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
 		if err != nil {
 			return false, err
