@@ -78,8 +78,8 @@ var Node136 = Node{
 	Runc:              "v1.3.4",
 }
 
-// Legacy names of Node122's values and of kind-1.22-sriov's components,
-// kept until every user takes a Node or Components value.
+// Legacy names of Node122's values, kept until every user takes a Node
+// value.
 // TODO(node136): remove.
 const (
 	Kubernetes        = "v1.22.2"
@@ -90,11 +90,6 @@ const (
 	CoreDNS           = "v1.8.4"
 	Pause             = "3.5"
 	NodeImage         = "localhost/kindest-node:" + Kubernetes + "-src"
-)
-
-var (
-	SRIOVCNI          = SRIOVCNI27
-	SRIOVDevicePlugin = SRIOVDevicePlugin34
 )
 
 // Networking.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/kubevirt/kubevirtci-go/images"
 	"github.com/kubevirt/kubevirtci-go/internal/nodeimage"
 )
 
@@ -41,10 +42,12 @@ func init() {
 	register(command{
 		Name:     "image-components",
 		NoConfig: true,
-		Help: "build the multus, sriov-cni and SR-IOV device plugin images from their source archives into the container engine; " +
+		Help: "build the component images of KUBEVIRT_PROVIDER (multus, sriov-cni, the SR-IOV device plugin and, for kind-sriov, network-resources-injector) from their source archives into the container engine; " +
 			"env: " + nodeimage.EnvUpstreamDir + " (the archives' folder, default " + nodeimage.DefaultUpstreamDir + " beside the checkout)",
 		Run: func(ctx context.Context, env *Env) error {
-			refs, err := nodeimage.BuildComponents(ctx, imageOptions(env))
+			opts := imageOptions(env)
+			opts.Components = versionsFor(env.Getenv("KUBEVIRT_PROVIDER")).Components
+			refs, err := nodeimage.BuildComponents(ctx, opts)
 			if err != nil {
 				return err
 			}
@@ -65,4 +68,13 @@ func imageOptions(env *Env) nodeimage.Options {
 		Force:        env.Getenv("KUBEVIRTCI_IMAGE_FORCE") == "1",
 		Getenv:       env.Getenv,
 	}
+}
+
+// versionsFor is what the images of a provider are built from: kind-sriov
+// builds images.V136, every other provider images.V122.
+func versionsFor(provider string) images.Versions {
+	if provider == "kind-sriov" {
+		return images.V136
+	}
+	return images.V122
 }

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/kubevirt/kubevirtci-go/internal/config"
 	"github.com/kubevirt/kubevirtci-go/internal/kubeapply"
 	"github.com/kubevirt/kubevirtci-go/manifests"
 )
@@ -120,8 +121,8 @@ func (p Params) Validate() error {
 		errs = append(errs, "no PF names: list every PF moved into a node (e.g. [\"ens1f0\"]); without them the device plugin would advertise any VF bound to "+p.VFDriver)
 	}
 	for _, pf := range p.PFNames {
-		if !validInterfaceName(pf) {
-			bad("PF name", pf, "must be a network interface name: 1 to 15 characters, no '/', ':' or white space")
+		if err := config.ValidateInterfaceName(pf); err != nil {
+			bad("PF name", pf, "must be a network interface name: "+err.Error()+" (1 to 15 characters, no '/', ':' or white space)")
 		}
 	}
 	for _, img := range []struct{ setting, value, example string }{
@@ -145,13 +146,6 @@ func (p Params) Validate() error {
 		return fmt.Errorf("component settings: %s", strings.Join(errs, "; "))
 	}
 	return nil
-}
-
-func validInterfaceName(s string) bool {
-	if len(s) == 0 || len(s) > 15 || s == "." || s == ".." {
-		return false
-	}
-	return !strings.ContainsAny(s, "/: \t\n\r\x00")
 }
 
 // DevicePluginConfig returns the device plugin's config.json: one resource

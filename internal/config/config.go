@@ -69,24 +69,22 @@ const (
 	CompiledKindVersion = "0.33.0"
 	// MinKindVersion is the oldest kind release that reads the v1alpha4
 	// cluster config rendered by package kindcfg.
-	MinKindVersion            = "0.8.0"
-	DefaultConfigDirName      = "_ci-configs"
-	DefaultEtcdDataDir        = "/tmp/kind-cluster-etcd"
-	DefaultRegistryImage      = "quay.io/kubevirtci/library-registry:2.7.1"
-	DefaultRegistryPort       = 5000 // for CLUSTER_NAME=sriov
-	SecondRegistryPort        = 5001 // for any other CLUSTER_NAME
-	DefaultPFCountPerNode     = 1
-	DefaultVFsCount           = 6
-	MaxVFsCount               = 256
-	DefaultSysfsRoot          = "/sys"
-	DefaultSRIOVStateDir      = "/var/lib/kubevirtci/sriov"
-	DefaultClusterWait        = 5 * time.Minute
-	DefaultComponentWait      = 5 * time.Minute
-	DefaultAllocatableWait    = 8 * time.Minute
-	DefaultDockerPrefix       = "kubevirt"
-	DefaultDockerTag          = "devel"
-	InClusterRegistry         = "registry:5000" // how every node reaches the local registry
-	InClusterRegistryHostname = "registry"
+	MinKindVersion         = "0.8.0"
+	DefaultConfigDirName   = "_ci-configs"
+	DefaultEtcdDataDir     = "/tmp/kind-cluster-etcd"
+	DefaultRegistryImage   = "quay.io/kubevirtci/library-registry:2.7.1"
+	DefaultRegistryPort    = 5000 // for CLUSTER_NAME=sriov
+	SecondRegistryPort     = 5001 // for any other CLUSTER_NAME
+	DefaultPFCountPerNode  = 1
+	DefaultVFsCount        = 6
+	MaxVFsCount            = 256
+	DefaultSysfsRoot       = "/sys"
+	DefaultSRIOVStateDir   = "/var/lib/kubevirtci/sriov"
+	DefaultClusterWait     = 5 * time.Minute
+	DefaultComponentWait   = 5 * time.Minute
+	DefaultAllocatableWait = 8 * time.Minute
+	DefaultDockerPrefix    = "kubevirt"
+	DefaultDockerTag       = "devel"
 )
 
 // Defaults are the defaults of the settings that differ between providers:

@@ -35,6 +35,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/kubevirt/kubevirtci-go/internal/cmdrun"
+	"github.com/kubevirt/kubevirtci-go/internal/localregistry"
 	"github.com/kubevirt/kubevirtci-go/internal/step"
 )
 
@@ -42,7 +43,7 @@ import (
 const (
 	DefaultPrefix          = "kubevirt"
 	DefaultTag             = "devel"
-	DefaultClusterRegistry = "registry:5000"
+	DefaultClusterRegistry = localregistry.ClusterHost
 	DefaultJobs            = 3
 	DefaultRolloutTimeout  = 5 * time.Minute
 	DefaultNamespace       = "default"

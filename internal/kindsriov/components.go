@@ -12,12 +12,13 @@ import (
 
 	"github.com/kubevirt/kubevirtci-go/internal/components"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
+	"github.com/kubevirt/kubevirtci-go/internal/kubeapply"
 	"github.com/kubevirt/kubevirtci-go/internal/sriov"
 )
 
-// FieldManager is the server-side apply field manager of everything this
-// tool applies.
-const FieldManager = "kubevirtci"
+// FieldManager is the server-side apply field manager of everything the
+// provider applies (kubeapply owns the name).
+const FieldManager = kubeapply.DefaultFieldManager
 
 func (p *Provider) componentParams(st *upState) components.Params {
 	c := p.cfg()

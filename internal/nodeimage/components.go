@@ -27,15 +27,21 @@ const EnvUpstreamDir = "KUBEVIRTCI_UPSTREAM_DIR"
 // clone).
 const DefaultUpstreamDir = "../shared/upstream"
 
-// ComponentSources are the three components the provider deploys, in the
-// order they are built.
-var ComponentSources = []images.UpstreamSource{images.Multus, images.SRIOVCNI, images.SRIOVDevicePlugin}
+// components is the set the options build: Options.Components, or
+// images.Components122 when it is zero.
+func (o *Options) components() images.Components {
+	if o.Components == (images.Components{}) {
+		return images.Components122
+	}
+	return o.Components
+}
 
-// ComponentImages are the names of the images BuildComponents makes:
-// multus, sriov-cni, device plugin.
-func ComponentImages() []string {
+// ComponentImages are the names of the images BuildComponents makes for
+// the set c, in the order of c.Sources(): multus, sriov-cni, the device
+// plugin and, when the set has one, network-resources-injector.
+func ComponentImages(c images.Components) []string {
 	var refs []string
-	for _, s := range ComponentSources {
+	for _, s := range c.Sources() {
 		refs = append(refs, s.Image())
 	}
 	return refs
@@ -97,12 +103,13 @@ func checkArchive(dir string, s images.UpstreamSource) (string, error) {
 	return p, nil
 }
 
-// CheckArchives checks that every component's archive is in dir with its
-// pinned sha256, and reports every one that is not.
-func CheckArchives(dir string) (map[string]string, error) {
+// CheckArchives checks that every archive of the set c is in dir with its
+// pinned sha256, reports every one that is not, and returns their paths by
+// project.
+func CheckArchives(dir string, c images.Components) (map[string]string, error) {
 	paths := map[string]string{}
 	var errs []error
-	for _, s := range ComponentSources {
+	for _, s := range c.Sources() {
 		p, err := checkArchive(dir, s)
 		if err != nil {
 			errs = append(errs, err)
@@ -113,45 +120,112 @@ func CheckArchives(dir string) (map[string]string, error) {
 	return paths, errors.Join(errs...)
 }
 
-// BuildComponents builds the images of multus, sriov-cni and the SR-IOV
-// network device plugin from their source archives (see
+// The projects the component builds know, by repository name.
+const (
+	projectMultus       = "multus-cni"
+	projectSRIOVCNI     = "sriov-cni"
+	projectDevicePlugin = "sriov-network-device-plugin"
+	projectInjector     = "network-resources-injector"
+)
+
+// goFlags are the `go build` flags of every pinned source, as the build
+// script of its tag has them (multus: hack/build-go.sh; sriov-cni and the
+// device plugin: Makefile; the injector: scripts/build.sh). Sources from a
+// vendor folder build with -mod=vendor; the others take their modules from
+// the module proxy (their go.sum). A source missing here is an error that
+// names it.
+var goFlags = map[string][]string{
+	"multus-cni v3.8":                    {"-mod=vendor", "-tags", "no_openssl"},
+	"sriov-cni v2.7.0":                   nil,
+	"sriov-cni v2.9.0":                   {"-tags", "no_openssl"},
+	"sriov-network-device-plugin v3.4.0": {"-mod=vendor", "-tags", "no_openssl"},
+	"sriov-network-device-plugin v3.9.0": {"-tags", "no_openssl"},
+	"network-resources-injector v1.9.0":  {"-tags", "no_openssl"},
+}
+
+// multusPkg holds multus's version variables.
+const multusPkg = "gopkg.in/k8snetworkplumbingwg/multus-cni.v3/pkg/multus"
+
+// componentBuilds are the Go builds of the set's components, unpacked in
+// srcs (by project). Each build is named <project>-<tag>, so that the
+// cached binaries of two tags of a project (sriov-cni v2.7.0 and v2.9.0)
+// live side by side.
+func componentBuilds(set images.Components, srcs map[string]string) ([]component, error) {
+	var out []component
+	var errs []error
+	for _, s := range set.Sources() {
+		flags, ok := goFlags[s.Project+" "+s.Tag]
+		if !ok {
+			errs = append(errs, fmt.Errorf("no build recipe for %s %s: add the `go build` flags of its tag's build script to goFlags (internal/nodeimage/components.go)", s.Project, s.Tag))
+			continue
+		}
+		c := component{Name: s.Project + "-" + s.Tag, Dir: srcs[s.Project], SourceKey: s.SHA256, Flags: flags}
+		switch s.Project {
+		case projectMultus:
+			c.Packages, c.Output, c.Toolchain = []string{"./cmd"}, "multus", images.MultusGoToolchain
+			// hack/build-go.sh sets main.version, but the variables live
+			// in pkg/multus: set those, so that `multus -version` tells.
+			c.Ldflags = "-X " + multusPkg + ".version=" + s.Tag + " -X " + multusPkg + ".commit=" + s.Commit
+		case projectSRIOVCNI:
+			c.Packages, c.Output = []string{"./cmd/sriov"}, "sriov"
+		case projectDevicePlugin:
+			c.Packages, c.Output = []string{"./cmd/sriovdp"}, "sriovdp"
+		case projectInjector:
+			// The webhook, and the installer that creates its TLS secret,
+			// Service and MutatingWebhookConfiguration.
+			c.Packages = []string{"./cmd/webhook", "./cmd/installer"}
+		default:
+			errs = append(errs, fmt.Errorf("%s %s: not a component this build knows (%s, %s, %s, %s)", s.Project, s.Tag, projectMultus, projectSRIOVCNI, projectDevicePlugin, projectInjector))
+			continue
+		}
+		out = append(out, c)
+	}
+	return out, errors.Join(errs...)
+}
+
+// BuildComponents builds the images of the component set opts.Components
+// (images.Components122 when zero) from their source archives (see
 // KUBEVIRTCI_UPSTREAM_DIR) into the engine and returns their names
-// (ComponentImages). When the engine has all three built from the same
-// inputs, it returns at once.
+// (ComponentImages). When the engine has every one of them built from the
+// same inputs, it returns at once.
 //
 // Each image has the layout of the upstream image of its tag, so that the
 // upstream manifests run it unchanged: multus's binary at
 // /usr/src/multus-cni/bin/multus and its bash /entrypoint.sh (which runs
 // `python`); /usr/bin/sriov and /entrypoint.sh for sriov-cni;
 // /usr/bin/sriovdp, /entrypoint.sh and pci.ids (/usr/share/misc and
-// /usr/share/hwdata) for the device plugin. They share one base layer,
-// Debian minbase with images.ComponentPackages, instead of upstream's
-// CentOS and Alpine bases. The device plugin image lacks upstream's
-// ddptool (Intel DDP profiles; a C program the provider's selectors do not
-// use).
+// /usr/share/hwdata) for the device plugin. These three share one base
+// layer, Debian minbase with images.ComponentPackages, instead of
+// upstream's CentOS and Alpine bases. The device plugin image lacks
+// upstream's ddptool (Intel DDP profiles; a C program the provider's
+// selectors do not use). network-resources-injector's image holds, like
+// upstream's, /usr/bin/webhook and /usr/bin/installer, runs `webhook` as
+// user 1001, and has no shell: its binaries are static.
 func BuildComponents(ctx context.Context, opts Options) ([]string, error) {
-	b, dir, archives, err := componentBuilder(ctx, opts)
+	b, set, dir, archives, err := componentBuilder(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer b.close()
 	o := &b.o
 
-	inputs, err := b.componentInputs()
-	if err != nil {
-		return nil, err
-	}
-	refs := ComponentImages()
+	refs := ComponentImages(set)
+	inputs := map[string]string{}
 	upToDate := !o.Force
-	for _, r := range refs {
-		upToDate = upToDate && o.imageInputs(ctx, r) == inputs
+	for _, s := range set.Sources() {
+		in, err := b.componentInputs(s)
+		if err != nil {
+			return nil, err
+		}
+		inputs[s.Project] = in
+		upToDate = upToDate && o.imageInputs(ctx, s.Image()) == in
 	}
 	if upToDate {
-		o.Log.Infof(" • %s are up to date (inputs %s)", strings.Join(refs, ", "), inputs[:12])
+		o.Log.Infof(" • %s are up to date", strings.Join(refs, ", "))
 		return refs, nil
 	}
 
-	srcs, bins, err := b.componentBinaries(ctx, dir, archives)
+	srcs, bins, err := b.componentBinaries(ctx, set, dir, archives)
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +238,7 @@ func BuildComponents(ctx context.Context, opts Options) ([]string, error) {
 	}
 	tarFile := filepath.Join(b.work, "components.tar")
 	if err := o.Log.Run("Writing the component images", func() error {
-		imgs, err := b.componentImages(srcs, bins, baseRoot, inputs)
+		imgs, err := b.componentImages(set, srcs, bins, baseRoot, inputs)
 		if err != nil {
 			return err
 		}
@@ -188,55 +262,68 @@ func BuildComponents(ctx context.Context, opts Options) ([]string, error) {
 	return refs, nil
 }
 
-// ComponentBinaries builds the components' binaries from their source
+// ComponentBinaries builds the binaries of the component set
+// opts.Components (images.Components122 when zero) from their source
 // archives (checked first; cached like the images' builds) and returns
-// their paths by file name: "multus", "sriov" and "sriovdp". The SR-IOV VM
-// suite runs them outside any image.
+// their paths by file name: "multus", "sriov", "sriovdp", and for a set
+// with the injector "webhook" and "installer". The SR-IOV VM suite runs
+// them outside any image.
 func ComponentBinaries(ctx context.Context, opts Options) (map[string]string, error) {
-	b, dir, archives, err := componentBuilder(ctx, opts)
+	b, set, dir, archives, err := componentBuilder(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer b.close()
-	_, bins, err := b.componentBinaries(ctx, dir, archives)
+	srcs, bins, err := b.componentBinaries(ctx, set, dir, archives)
+	if err != nil {
+		return nil, err
+	}
+	builds, err := componentBuilds(set, srcs)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]string{}
-	for _, c := range componentBuilds(nil) {
-		out[c.Output] = filepath.Join(bins[c.Name], c.Output)
+	for i, s := range set.Sources() {
+		c := builds[i]
+		for _, p := range c.Packages {
+			out[c.binary(p)] = filepath.Join(bins[s.Project], c.binary(p))
+		}
 	}
 	return out, nil
 }
 
-// componentBuilder completes the options and checks the source archives
-// (before anything runs), then starts a build. It returns the archives'
-// folder and their paths by project.
-func componentBuilder(ctx context.Context, opts Options) (*builder, string, map[string]string, error) {
+// componentBuilder completes the options and checks the set's source
+// archives (before anything runs), then starts a build. It returns the set,
+// the archives' folder and their paths by project.
+func componentBuilder(ctx context.Context, opts Options) (*builder, images.Components, string, map[string]string, error) {
 	o, err := opts.complete()
 	if err != nil {
-		return nil, "", nil, err
+		return nil, images.Components{}, "", nil, err
+	}
+	set := o.components()
+	if _, err := componentBuilds(set, nil); err != nil {
+		return nil, set, "", nil, err
 	}
 	dir := o.upstreamDir()
-	archives, err := CheckArchives(dir)
+	archives, err := CheckArchives(dir, set)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, set, "", nil, err
 	}
 	b, err := newBuilder(ctx, o)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, set, "", nil, err
 	}
-	return b, dir, archives, nil
+	return b, set, dir, archives, nil
 }
 
-// componentBinaries unpacks the checked archives and builds the three
+// componentBinaries unpacks the checked archives and builds the set's
 // components; it returns their source folders and their binaries' folders,
 // by project.
-func (b *builder) componentBinaries(ctx context.Context, dir string, archives map[string]string) (srcs, bins map[string]string, err error) {
+func (b *builder) componentBinaries(ctx context.Context, set images.Components, dir string, archives map[string]string) (srcs, bins map[string]string, err error) {
 	o := &b.o
 	srcs, bins = map[string]string{}, map[string]string{}
 	if err := o.Log.Run("Unpacking the source archives from "+dir, func() error {
-		for _, s := range ComponentSources {
+		for _, s := range set.Sources() {
 			d, err := b.unpack(ctx, s, archives[s.Project])
 			if err != nil {
 				return err
@@ -247,11 +334,15 @@ func (b *builder) componentBinaries(ctx context.Context, dir string, archives ma
 	}); err != nil {
 		return nil, nil, err
 	}
-	for _, c := range componentBuilds(srcs) {
-		c := c
-		if err := o.Log.Run("Building "+c.Name, func() error {
+	builds, err := componentBuilds(set, srcs)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i, s := range set.Sources() {
+		c := builds[i]
+		if err := o.Log.Run("Building "+s.Project+" "+s.Tag, func() error {
 			d, err := b.build(ctx, c)
-			bins[c.Name] = d
+			bins[s.Project] = d
 			return err
 		}); err != nil {
 			return nil, nil, err
@@ -260,14 +351,15 @@ func (b *builder) componentBinaries(ctx context.Context, dir string, archives ma
 	return srcs, bins, nil
 }
 
-// componentInputs hashes everything the component images are made of.
-func (b *builder) componentInputs() (string, error) {
+// componentInputs hashes everything the image of one component is made
+// of: its source, the Go that builds it, the base layer's packages and
+// mirror, and this package's code. Each image has its own, so that an
+// image two sets share (multus v3.8) is up to date for both.
+func (b *builder) componentInputs(s images.UpstreamSource) (string, error) {
 	h := newHasher()
-	h.add(recipe, "components", b.goVer, images.MultusGoToolchain, b.mirror(), versionsString())
+	h.add(recipe, "component", s.Project, s.Tag, s.Commit, s.SHA256, b.goVer, images.MultusGoToolchain,
+		b.mirror(), images.DebianSuite)
 	h.add(images.ComponentPackages...)
-	for _, s := range ComponentSources {
-		h.add(s.Project, s.Tag, s.Commit, s.SHA256)
-	}
 	if err := h.addDir(filepath.Join(b.o.SourceDir, "internal/nodeimage"), skipTests); err != nil {
 		return "", err
 	}
@@ -277,9 +369,11 @@ func (b *builder) componentInputs() (string, error) {
 // unpack unpacks a checked archive into the cache (once per sha256) and
 // returns the project's folder in it.
 func (b *builder) unpack(ctx context.Context, s images.UpstreamSource, archive string) (string, error) {
-	// Not <project>-<key>: that is the pattern of the build outputs that
-	// b.build prunes under src/ for a component of that name.
-	prefix := "upstream-" + s.Project + "-"
+	// upstream-<project>-<tag>-<sha256 prefix>: the tag keeps two tags of a
+	// project from pruning each other, and the name is not the pattern
+	// (<project>-<tag>-<key>) of the build outputs that b.build prunes
+	// under src/.
+	prefix := "upstream-" + s.Project + "-" + s.Tag + "-"
 	base := filepath.Join(b.o.CacheDir, "src", prefix+s.SHA256[:16])
 	dir := filepath.Join(base, s.Project+"-"+s.Tag)
 	if _, err := os.Stat(base + ".complete"); err == nil {
@@ -305,28 +399,8 @@ func (b *builder) unpack(ctx context.Context, s images.UpstreamSource, archive s
 	return dir, nil
 }
 
-// multusPkg holds multus's version variables.
-const multusPkg = "gopkg.in/k8snetworkplumbingwg/multus-cni.v3/pkg/multus"
-
-// componentBuilds are the Go builds of the three components, with the
-// flags of their upstream build scripts: multus (hack/build-go.sh) and the
-// device plugin (Makefile) from their vendor folders with the tag
-// no_openssl, sriov-cni from the module proxy.
-func componentBuilds(srcs map[string]string) []component {
-	m, c, d := images.Multus, images.SRIOVCNI, images.SRIOVDevicePlugin
-	return []component{
-		{Name: m.Project, Dir: srcs[m.Project], SourceKey: m.SHA256, Packages: []string{"./cmd"}, Output: "multus",
-			Flags: []string{"-mod=vendor", "-tags", "no_openssl"}, Toolchain: images.MultusGoToolchain,
-			// hack/build-go.sh sets main.version, but the variables live
-			// in pkg/multus: set those, so that `multus -version` tells.
-			Ldflags: "-X " + multusPkg + ".version=" + m.Tag + " -X " + multusPkg + ".commit=" + m.Commit},
-		{Name: c.Project, Dir: srcs[c.Project], SourceKey: c.SHA256, Packages: []string{"./cmd/sriov"}, Output: "sriov"},
-		{Name: d.Project, Dir: srcs[d.Project], SourceKey: d.SHA256, Packages: []string{"./cmd/sriovdp"}, Output: "sriovdp",
-			Flags: []string{"-mod=vendor", "-tags", "no_openssl"}},
-	}
-}
-
-// componentsRootfs is the components' shared base layer.
+// componentsRootfs is the shared base layer of multus, sriov-cni and the
+// device plugin.
 func componentsRootfs() rootfsSpec {
 	return rootfsSpec{Name: "components", Packages: images.ComponentPackages, prepare: prepareComponentsTree}
 }
@@ -349,50 +423,72 @@ func prepareComponentsTree(ctx context.Context, b *builder, dir string) error {
 	return trimTree(ctx, b, dir)
 }
 
-// componentImages assembles the three images on the shared base layer.
-func (b *builder) componentImages(srcs, bins map[string]string, baseRoot, inputs string) ([]builtImage, error) {
+// componentLayout is a component image's own files and runtime config,
+// after its tag's Dockerfile. debian says whether it sits on the
+// components' Debian base layer (its entrypoint is a shell script) or on
+// the few files static binaries need.
+func componentLayout(s images.UpstreamSource, src, bin string) (entries []entry, cfg v1.Config, debian bool) {
+	entrypoint := entry{Path: "/entrypoint.sh", Src: filepath.Join(src, "images", "entrypoint.sh"), Mode: 0o755}
+	script := v1.Config{Entrypoint: []string{"/entrypoint.sh"}, WorkingDir: "/"}
+	switch s.Project {
+	case projectMultus:
+		return []entry{entrypoint, {Path: "/usr/src/multus-cni/bin/multus", Src: filepath.Join(bin, "multus"), Mode: 0o755}}, script, true
+	case projectSRIOVCNI:
+		return []entry{entrypoint, {Path: "/usr/bin/sriov", Src: filepath.Join(bin, "sriov"), Mode: 0o755}}, script, true
+	case projectDevicePlugin:
+		return []entry{entrypoint, {Path: "/usr/bin/sriovdp", Src: filepath.Join(bin, "sriovdp"), Mode: 0o755}}, script, true
+	case projectInjector:
+		// Dockerfile: USER 1001, both binaries in /usr/bin, CMD ["webhook"];
+		// the manifests name the command (webhook or installer).
+		return append(staticBase(),
+				entry{Path: "/usr/bin/webhook", Src: filepath.Join(bin, "webhook"), Mode: 0o755},
+				entry{Path: "/usr/bin/installer", Src: filepath.Join(bin, "installer"), Mode: 0o755}),
+			v1.Config{Cmd: []string{"webhook"}, User: "1001", WorkingDir: "/"}, false
+	}
+	return nil, v1.Config{}, false
+}
+
+// componentImages assembles the set's images: the ones with a shell
+// entrypoint on the shared Debian base layer, the injector on its own.
+func (b *builder) componentImages(set images.Components, srcs, bins map[string]string, baseRoot string, inputs map[string]string) ([]builtImage, error) {
 	base, err := b.layerFromTree("components-base", baseRoot)
 	if err != nil {
 		return nil, err
 	}
-	m, c, d := images.Multus, images.SRIOVCNI, images.SRIOVDevicePlugin
-	entrypoint := func(s images.UpstreamSource) entry {
-		return entry{Path: "/entrypoint.sh", Src: filepath.Join(srcs[s.Project], "images", "entrypoint.sh"), Mode: 0o755}
-	}
-	specs := []struct {
-		src     images.UpstreamSource
-		entries []entry
-	}{
-		{m, []entry{entrypoint(m), {Path: "/usr/src/multus-cni/bin/multus", Src: filepath.Join(bins[m.Project], "multus"), Mode: 0o755}}},
-		{c, []entry{entrypoint(c), {Path: "/usr/bin/sriov", Src: filepath.Join(bins[c.Project], "sriov"), Mode: 0o755}}},
-		{d, []entry{entrypoint(d), {Path: "/usr/bin/sriovdp", Src: filepath.Join(bins[d.Project], "sriovdp"), Mode: 0o755}}},
-	}
 	var imgs []builtImage
-	for _, s := range specs {
-		for _, e := range s.entries {
+	for _, s := range set.Sources() {
+		entries, cfg, debian := componentLayout(s, srcs[s.Project], bins[s.Project])
+		if entries == nil {
+			return nil, fmt.Errorf("%s: no image layout for %s", s.Image(), s.Project)
+		}
+		for _, e := range entries {
+			if e.Src == "" {
+				continue
+			}
 			if _, err := os.Stat(e.Src); err != nil {
-				return nil, fmt.Errorf("%s image: %w", s.src.Project, err)
+				return nil, fmt.Errorf("%s image: %w", s.Project, err)
 			}
 		}
-		l, err := b.layerFromEntries(s.src.Project, s.entries)
+		l, err := b.layerFromEntries(s.Project+"-"+s.Tag, entries)
 		if err != nil {
 			return nil, err
 		}
-		img, err := ociImage([]v1.Layer{base, l}, v1.Config{
-			Entrypoint: []string{"/entrypoint.sh"},
-			WorkingDir: "/",
-			Labels: map[string]string{
-				InputsLabel:                         inputs,
-				"io.kubevirtci.built-from":          "source",
-				"org.opencontainers.image.source":   "https://github.com/k8snetworkplumbingwg/" + s.src.Project,
-				"org.opencontainers.image.version":  s.src.Tag,
-				"org.opencontainers.image.revision": s.src.Commit,
-			},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", s.src.Image(), err)
+		layers := []v1.Layer{l}
+		if debian {
+			layers = []v1.Layer{base, l}
 		}
-		imgs = append(imgs, builtImage{Ref: s.src.Image(), Image: img})
+		cfg.Labels = map[string]string{
+			InputsLabel:                         inputs[s.Project],
+			"io.kubevirtci.built-from":          "source",
+			"org.opencontainers.image.source":   "https://github.com/k8snetworkplumbingwg/" + s.Project,
+			"org.opencontainers.image.version":  s.Tag,
+			"org.opencontainers.image.revision": s.Commit,
+		}
+		img, err := ociImage(layers, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Image(), err)
+		}
+		imgs = append(imgs, builtImage{Ref: s.Image(), Image: img})
 	}
 	return imgs, nil
 }

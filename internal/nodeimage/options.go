@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/kubevirt/kubevirtci-go/images"
 	"github.com/kubevirt/kubevirtci-go/internal/cmdrun"
 	"github.com/kubevirt/kubevirtci-go/internal/step"
 )
@@ -56,6 +57,9 @@ type Options struct {
 	// Empty: the environment's KUBEVIRTCI_UPSTREAM_DIR, else
 	// DefaultUpstreamDir. A relative path is taken from SourceDir.
 	UpstreamDir string
+	// Components is the component set BuildComponents and
+	// ComponentBinaries build. Zero: images.Components122.
+	Components images.Components
 	// Tag overrides the final image's name.
 	Tag string
 	// Force rebuilds the image even when the engine has one with the same inputs.

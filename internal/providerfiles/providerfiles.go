@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/kubevirt/kubevirtci-go/internal/config"
+	"github.com/kubevirt/kubevirtci-go/internal/localregistry"
 
 	"al.essio.dev/pkg/shellescape"
 )
@@ -34,7 +35,7 @@ func ConfigProvider(c *config.Config) []byte {
 		{"kubeconfig", c.KubeconfigPath()},
 		{"kubectl", c.KubectlHostPath()},
 		{"docker_prefix", "localhost:" + strconv.Itoa(c.RegistryHostPort) + "/" + c.DockerPrefix},
-		{"manifest_docker_prefix", config.InClusterRegistry + "/" + c.DockerPrefix},
+		{"manifest_docker_prefix", localregistry.ClusterHost + "/" + c.DockerPrefix},
 	} {
 		b.WriteString(kv[0] + "=" + shellQuote(kv[1]) + "\n")
 	}

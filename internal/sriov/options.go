@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"time"
+
+	"github.com/kubevirt/kubevirtci-go/internal/config"
 )
 
 // Defaults for Options.
@@ -11,7 +13,7 @@ const (
 	DefaultSysfsRoot      = "/sys"
 	DefaultStateDir       = "/var/lib/kubevirtci/sriov"
 	DefaultPFCountPerNode = 1
-	DefaultVFCount        = 6
+	DefaultVFCount        = config.DefaultVFsCount
 	DefaultLockTimeout    = 5 * time.Minute
 	DefaultSysfsTimeout   = 30 * time.Second
 	DefaultReturnWait     = 2 * time.Minute

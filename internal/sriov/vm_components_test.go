@@ -2,10 +2,11 @@
 
 package sriov
 
-// The real SR-IOV network device plugin (v3.4.0) and sriov-cni (v2.7.0),
-// built from source, on the VFs the provider made, in the VM of
-// `make e2e-sriov-vm`. SRIOV_VM_SRIOVDP and SRIOV_VM_SRIOV_CNI name their
-// binaries in the VM.
+// The real SR-IOV network device plugin and sriov-cni, built from source
+// (v3.4.0 and v2.7.0 of kind-1.22-sriov, v3.9.0 and v2.9.0 of kind-sriov),
+// on the VFs the provider made, in the VM of `make e2e-sriov-vm`.
+// SRIOV_VM_COMPONENTS names their binaries in the VM: one
+// "<device plugin>,<sriov-cni>" pair per set, separated by spaces.
 
 import (
 	"bytes"
@@ -33,16 +34,33 @@ import (
 	"github.com/kubevirt/kubevirtci-go/internal/components"
 )
 
-func vmBinary(t *testing.T, env string) string {
+// componentPair is a device plugin and a sriov-cni binary in the VM.
+type componentPair struct{ dp, cni string }
+
+// name is the pair's subtest: "<device plugin file>+<sriov-cni file>".
+func (c componentPair) name() string { return filepath.Base(c.dp) + "+" + filepath.Base(c.cni) }
+
+// vmComponents reads SRIOV_VM_COMPONENTS.
+func vmComponents(t *testing.T) []componentPair {
 	t.Helper()
-	p := os.Getenv(env)
-	if p == "" {
-		t.Fatalf("%s is not set: it names the binary in the VM", env)
+	const env = "SRIOV_VM_COMPONENTS"
+	var out []componentPair
+	for _, f := range strings.Fields(os.Getenv(env)) {
+		dp, cni, ok := strings.Cut(f, ",")
+		if !ok {
+			t.Fatalf("%s: %q is not <device plugin>,<sriov-cni>", env, f)
+		}
+		for _, p := range []string{dp, cni} {
+			if _, err := os.Stat(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out = append(out, componentPair{dp, cni})
 	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatal(err)
+	if len(out) == 0 {
+		t.Fatalf("%s is not set: it names the device plugin and sriov-cni binaries in the VM (\"<device plugin>,<sriov-cni> ...\")", env)
 	}
-	return p
+	return out
 }
 
 // kubeletStandIn is the kubelet's device plugin Registration service on
@@ -106,9 +124,10 @@ func inNode(pid int, dpDir string, argv ...string) *exec.Cmd {
 // node's VFs as healthy kubevirt.io/sriov_net devices; Allocate gives the
 // VF's /dev/vfio/<group> and PCIDEVICE_KUBEVIRT_IO_SRIOV_NET. Then sriov-cni
 // configures the allocated VF (MAC, VLAN) as multus would for a KubeVirt VM.
+// Each device plugin and sriov-cni pair of SRIOV_VM_COMPONENTS runs as a
+// subtest of its own, on the same VFs.
 func TestVMDevicePlugin(t *testing.T) {
-	dp := vmBinary(t, "SRIOV_VM_SRIOVDP")
-	cni := vmBinary(t, "SRIOV_VM_SRIOV_CNI")
+	pairs := vmComponents(t)
 	const vfs = 3
 	e := newVMEnv(t, 2, Options{PFCountPerNode: 2, VFCount: vfs})
 	as, err := e.manager().Up(context.Background(), e.nodes, e.workers)
@@ -133,82 +152,92 @@ func TestVMDevicePlugin(t *testing.T) {
 	cfgFile := filepath.Join(t.TempDir(), "config.json")
 	must(t, os.WriteFile(cfgFile, cfg, 0o644))
 
-	for _, a := range as {
-		t.Run(a.Node, func(t *testing.T) {
-			pid, err := e.nodes.PID(context.Background(), a.Node)
-			must(t, err)
-			var want []string
-			for _, pf := range a.PFs {
-				for vf := range vfsOf(t, pf.PCI) {
-					want = append(want, vf)
-				}
+	for _, c := range pairs {
+		t.Run(c.name(), func(t *testing.T) {
+			for _, a := range as {
+				t.Run(a.Node, func(t *testing.T) { checkComponents(t, c, e, a, params, cfgFile) })
 			}
-			sort.Strings(want)
-
-			dir := t.TempDir()
-			k := startKubelet(t, dir)
-			p := &plugin{}
-			p.cmd = inNode(pid, dir, dp, "--config-file="+cfgFile, "--resource-prefix="+params.ResourcePrefix, "-v=10", "-logtostderr")
-			p.cmd.Stdout, p.cmd.Stderr = p, p
-			must(t, p.cmd.Start())
-			t.Cleanup(func() { p.cmd.Process.Signal(syscall.SIGTERM); p.cmd.Wait() })
-
-			var reg *pluginapi.RegisterRequest
-			select {
-			case reg = <-k.regs:
-			case <-time.After(60 * time.Second):
-				t.Fatalf("the device plugin did not register within 60s; its log:\n%s", p.log())
-			}
-			if reg.ResourceName != params.Resource() || reg.Version != pluginapi.Version {
-				t.Errorf("registered %q version %s, want %s %s", reg.ResourceName, reg.Version, params.Resource(), pluginapi.Version)
-			}
-			conn, err := grpc.NewClient("unix://"+filepath.Join(dir, reg.Endpoint), grpc.WithTransportCredentials(insecure.NewCredentials()))
-			must(t, err)
-			defer conn.Close()
-			client := pluginapi.NewDevicePluginClient(conn)
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			stream, err := client.ListAndWatch(ctx, &pluginapi.Empty{})
-			must(t, err)
-			resp, err := stream.Recv()
-			must(t, err)
-			var got []string
-			for _, d := range resp.Devices {
-				if d.Health != pluginapi.Healthy {
-					t.Errorf("device %s is %s", d.ID, d.Health)
-				}
-				got = append(got, d.ID)
-			}
-			sort.Strings(got)
-			if strings.Join(got, ",") != strings.Join(want, ",") {
-				t.Fatalf("ListAndWatch lists %v, want exactly this node's %d VFs %v\nplugin log:\n%s", got, len(want), want, p.log())
-			}
-			t.Logf("%s: ListAndWatch lists %d healthy %s devices: %v", a.Node, len(got), params.Resource(), got)
-
-			id := got[0]
-			ar, err := client.Allocate(ctx, &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIds: []string{id}}}})
-			must(t, err)
-			if len(ar.ContainerResponses) != 1 {
-				t.Fatalf("Allocate: %d container responses", len(ar.ContainerResponses))
-			}
-			cr := ar.ContainerResponses[0]
-			group, err := linkBase(filepath.Join(pciDir(id), "iommu_group"))
-			must(t, err)
-			var paths []string
-			for _, d := range cr.Devices {
-				paths = append(paths, d.HostPath)
-			}
-			if !strings.Contains(" "+strings.Join(paths, " ")+" ", " /dev/vfio/"+group+" ") {
-				t.Errorf("Allocate(%s) gives devices %v, want /dev/vfio/%s among them", id, paths, group)
-			}
-			if env := cr.Envs["PCIDEVICE_KUBEVIRT_IO_SRIOV_NET"]; env != id {
-				t.Errorf("Allocate(%s): PCIDEVICE_KUBEVIRT_IO_SRIOV_NET=%q, want %s (envs %v)", id, env, id, cr.Envs)
-			}
-			t.Logf("Allocate(%s): devices %v, envs %v", id, paths, cr.Envs)
-
-			checkSRIOVCNI(t, cni, e, pid, a, id)
 		})
 	}
+}
+
+// checkComponents runs the pair's device plugin in a's node, as the kubelet
+// would, allocates a VF through it and configures it with the pair's
+// sriov-cni.
+func checkComponents(t *testing.T, c componentPair, e *vmEnv, a Assignment, params components.Params, cfgFile string) {
+	dp, cni := c.dp, c.cni
+	pid, err := e.nodes.PID(context.Background(), a.Node)
+	must(t, err)
+	var want []string
+	for _, pf := range a.PFs {
+		for vf := range vfsOf(t, pf.PCI) {
+			want = append(want, vf)
+		}
+	}
+	sort.Strings(want)
+
+	dir := t.TempDir()
+	k := startKubelet(t, dir)
+	p := &plugin{}
+	p.cmd = inNode(pid, dir, dp, "--config-file="+cfgFile, "--resource-prefix="+params.ResourcePrefix, "-v=10", "-logtostderr")
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	must(t, p.cmd.Start())
+	t.Cleanup(func() { p.cmd.Process.Signal(syscall.SIGTERM); p.cmd.Wait() })
+
+	var reg *pluginapi.RegisterRequest
+	select {
+	case reg = <-k.regs:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the device plugin did not register within 60s; its log:\n%s", p.log())
+	}
+	if reg.ResourceName != params.Resource() || reg.Version != pluginapi.Version {
+		t.Errorf("registered %q version %s, want %s %s", reg.ResourceName, reg.Version, params.Resource(), pluginapi.Version)
+	}
+	conn, err := grpc.NewClient("unix://"+filepath.Join(dir, reg.Endpoint), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	must(t, err)
+	defer conn.Close()
+	client := pluginapi.NewDevicePluginClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	stream, err := client.ListAndWatch(ctx, &pluginapi.Empty{})
+	must(t, err)
+	resp, err := stream.Recv()
+	must(t, err)
+	var got []string
+	for _, d := range resp.Devices {
+		if d.Health != pluginapi.Healthy {
+			t.Errorf("device %s is %s", d.ID, d.Health)
+		}
+		got = append(got, d.ID)
+	}
+	sort.Strings(got)
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("ListAndWatch lists %v, want exactly this node's %d VFs %v\nplugin log:\n%s", got, len(want), want, p.log())
+	}
+	t.Logf("%s: ListAndWatch lists %d healthy %s devices: %v", a.Node, len(got), params.Resource(), got)
+
+	id := got[0]
+	ar, err := client.Allocate(ctx, &pluginapi.AllocateRequest{ContainerRequests: []*pluginapi.ContainerAllocateRequest{{DevicesIds: []string{id}}}})
+	must(t, err)
+	if len(ar.ContainerResponses) != 1 {
+		t.Fatalf("Allocate: %d container responses", len(ar.ContainerResponses))
+	}
+	cr := ar.ContainerResponses[0]
+	group, err := linkBase(filepath.Join(pciDir(id), "iommu_group"))
+	must(t, err)
+	var paths []string
+	for _, d := range cr.Devices {
+		paths = append(paths, d.HostPath)
+	}
+	if !strings.Contains(" "+strings.Join(paths, " ")+" ", " /dev/vfio/"+group+" ") {
+		t.Errorf("Allocate(%s) gives devices %v, want /dev/vfio/%s among them", id, paths, group)
+	}
+	if env := cr.Envs["PCIDEVICE_KUBEVIRT_IO_SRIOV_NET"]; env != id {
+		t.Errorf("Allocate(%s): PCIDEVICE_KUBEVIRT_IO_SRIOV_NET=%q, want %s (envs %v)", id, env, id, cr.Envs)
+	}
+	t.Logf("Allocate(%s): devices %v, envs %v", id, paths, cr.Envs)
+
+	checkSRIOVCNI(t, cni, e, pid, a, id)
 }
 
 // checkSRIOVCNI runs sriov-cni ADD then DEL for a vfio-pci VF, as multus

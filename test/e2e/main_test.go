@@ -53,9 +53,9 @@ func TestMain(m *testing.M) {
 	}
 	nodeImage = envOr("KIND_NODE_IMAGE", defaultNodeImage)
 	registryImage = envOr("REGISTRY_IMAGE", defaultRegistryImage)
-	multusImage = envOr("MULTUS_IMAGE", images.Multus.Image())
-	sriovCNIImage = envOr("SRIOV_CNI_IMAGE", images.SRIOVCNI.Image())
-	devicePluginImage = envOr("SRIOV_DEVICE_PLUGIN_IMAGE", images.SRIOVDevicePlugin.Image())
+	multusImage = envOr("MULTUS_IMAGE", images.Components122.Multus.Image())
+	sriovCNIImage = envOr("SRIOV_CNI_IMAGE", images.Components122.SRIOVCNI.Image())
+	devicePluginImage = envOr("SRIOV_DEVICE_PLUGIN_IMAGE", images.Components122.SRIOVDevicePlugin.Image())
 	skipReason = gate()
 	if skipReason != "" && os.Getenv(EnvE2E) == "1" && !testing.Short() {
 		// Asked for (make e2e sets it) but it cannot run: a failure, not a

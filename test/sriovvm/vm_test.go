@@ -6,7 +6,8 @@ package sriovvm
 //
 // What is real: the kernel (Debian's), its igb, igbvf and vfio-pci drivers,
 // sysfs, netlink, network namespaces, vfio groups, the device plugin and
-// sriov-cni built from source. What is emulated: the NIC (QEMU's igb) and
+// sriov-cni built from source (the versions of both providers: v3.4.0 and
+// v2.7.0 for kind-1.22-sriov, v3.9.0 and v2.9.0 for kind-sriov). What is emulated: the NIC (QEMU's igb) and
 // the IOMMU (QEMU's intel-iommu).
 //
 // Environment (scripts/e2e-sriov-vm.sh sets it):
@@ -31,6 +32,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubevirt/kubevirtci-go/images"
 	"github.com/kubevirt/kubevirtci-go/internal/nodeimage"
 	"github.com/kubevirt/kubevirtci-go/internal/step"
 )
@@ -39,6 +41,17 @@ import (
 var guestTests = []string{
 	"TestVMDiscover", "TestVMUpAndReturn", "TestVMTooManyVFs", "TestVMReturnRestoresVFs",
 	"TestVMNodeDies", "TestVMInterrupted", "TestVMDevicePlugin",
+}
+
+// componentSets are the providers' component sets whose device plugin and
+// sriov-cni TestVMDevicePlugin runs, each as a subtest of its own.
+var componentSets = []images.Components{images.Components122, images.Components136}
+
+// guestPaths are the paths of a set's device plugin and sriov-cni in the
+// guest, and the name of the guest's subtest that runs them.
+func guestPaths(c images.Components) (dp, cni, subtest string) {
+	dp, cni = "/bin/sriovdp-"+c.SRIOVDevicePlugin.Tag, "/bin/sriov-"+c.SRIOVCNI.Tag
+	return dp, cni, "TestVMDevicePlugin/" + filepath.Base(dp) + "+" + filepath.Base(cni)
 }
 
 // modules are loaded in this order (dependencies first).
@@ -67,7 +80,7 @@ i=0
 while [ $(ls -d /sys/class/net/eth* 2>/dev/null | wc -l) -lt %d ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 echo "kubevirtci-vm: $(ls /sys/class/net | tr '\n' ' ')"
 cd /tmp
-%s SRIOV_VM_SRIOVDP=/bin/sriovdp SRIOV_VM_SRIOV_CNI=/bin/sriov /bin/sriov.test -test.v -test.count=1 -test.timeout=9m -test.run '%s'
+%s SRIOV_VM_COMPONENTS='%s' /bin/sriov.test -test.v -test.count=1 -test.timeout=9m -test.run '%s'
 echo "kubevirtci-vm: exit $?"
 poweroff -f
 `
@@ -105,9 +118,17 @@ func TestSRIOVVM(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the guest's tests: %v\n%s", err, out)
 	}
-	bins, err := nodeimage.ComponentBinaries(ctx, nodeimage.Options{CRI: "docker", SourceDir: repo, Log: step.New(os.Stderr, false)})
-	if err != nil {
-		t.Fatal(err)
+	// SRIOV_VM_COMPONENTS: "<device plugin>,<sriov-cni> ..." for each set.
+	var pairs []string
+	guestBins := map[string]string{}
+	for _, set := range componentSets {
+		bins, err := nodeimage.ComponentBinaries(ctx, nodeimage.Options{CRI: "docker", SourceDir: repo, Log: step.New(os.Stderr, false), Components: set})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dp, cni, _ := guestPaths(set)
+		guestBins[dp], guestBins[cni] = bins["sriovdp"], bins["sriov"]
+		pairs = append(pairs, dp+","+cni)
 	}
 
 	vmlinuz, moddir, err := kernelFiles(kdir)
@@ -115,11 +136,9 @@ func TestSRIOVVM(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := map[string]file{
-		"/init":                           {Mode: 0o755, Data: []byte(fmt.Sprintf(initScript, pfCount, guestEnv(), guestRun()))},
+		"/init":                           {Mode: 0o755, Data: []byte(fmt.Sprintf(initScript, pfCount, guestEnv(), strings.Join(pairs, " "), guestRun()))},
 		"/bin/busybox":                    {Mode: 0o755, Src: "/bin/busybox"},
 		"/bin/sriov.test":                 {Mode: 0o755, Src: guest},
-		"/bin/sriovdp":                    {Mode: 0o755, Src: bins["sriovdp"]},
-		"/bin/sriov":                      {Mode: 0o755, Src: bins["sriov"]},
 		"/usr/share/misc/pci.ids":         {Mode: 0o644, Src: "/usr/share/misc/pci.ids"},
 		"/usr/share/hwdata/pci.ids":       {Linkname: "../misc/pci.ids"},
 		"/var/lib/kubelet/device-plugins": {Dir: true, Mode: 0o755},
@@ -129,6 +148,9 @@ func TestSRIOVVM(t *testing.T) {
 		"/dev":                            {Dir: true, Mode: 0o755},
 		"/tmp":                            {Dir: true, Mode: 0o1777},
 		"/run":                            {Dir: true, Mode: 0o755},
+	}
+	for p, src := range guestBins {
+		files[p] = file{Mode: 0o755, Src: src}
 	}
 	var order []string
 	for _, m := range modules {
@@ -184,11 +206,12 @@ func guestEnv() string {
 	return ""
 }
 
-// report turns the guest's `go test -v` output into one subtest per case.
+// report turns the guest's `go test -v` output into one subtest per case,
+// and one per component set of TestVMDevicePlugin.
 func report(t *testing.T, out string) {
 	t.Helper()
 	result := map[string]string{}
-	re := regexp.MustCompile(`^--- (PASS|FAIL|SKIP): (TestVM\w+) \(([0-9.]+s)\)`)
+	re := regexp.MustCompile(`^--- (PASS|FAIL|SKIP): (TestVM[\w/+.-]+) \(([0-9.]+s)\)`)
 	for _, l := range strings.Split(out, "\n") {
 		if m := re.FindStringSubmatch(strings.TrimSpace(l)); m != nil {
 			result[m[2]] = m[1] + " in " + m[3]
@@ -200,7 +223,12 @@ func report(t *testing.T, out string) {
 	} else if exit[1] != "0" {
 		t.Errorf("the guest's tests exited %s", exit[1])
 	}
-	for _, name := range guestTests {
+	cases := append([]string(nil), guestTests...)
+	for _, set := range componentSets {
+		_, _, sub := guestPaths(set)
+		cases = append(cases, sub)
+	}
+	for _, name := range cases {
 		t.Run(name, func(t *testing.T) {
 			r, ok := result[name]
 			switch {
