@@ -1,0 +1,99 @@
+package kindsriov
+
+// The files step: the kubeconfig's companions a user and KubeVirt's
+// scripts need (kubectl, config-provider), and their removal.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/kubevirt/kubevirtci-go/internal/config"
+	"github.com/kubevirt/kubevirtci-go/internal/providerfiles"
+)
+
+func (p *Provider) writeFiles(ctx context.Context, st *upState) error {
+	c := p.cfg()
+	st.made[madeFiles] = true
+	src, err := p.kubectlInNode(ctx)
+	if err != nil {
+		return err
+	}
+	tmp := c.KubectlHostPath() + ".tmp"
+	if err := p.cli.CopyFrom(ctx, c.ControlPlaneNode(), src, tmp); err != nil {
+		return fmt.Errorf("copying kubectl out of %s: %w", c.ControlPlaneNode(), err)
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, c.KubectlHostPath()); err != nil {
+		return err
+	}
+	if err := providerfiles.Write(c.ConfigProviderPath(), providerfiles.ConfigProvider(c), 0o644); err != nil {
+		return err
+	}
+	st.client, st.rest, err = p.deps.client(c.KubeconfigPath())
+	return err
+}
+
+// removeFiles is the undo of writeFiles.
+func (p *Provider) removeFiles(ctx context.Context) error {
+	c := p.cfg()
+	return removeAll(c.KubectlHostPath(), c.KubectlHostPath()+".tmp", c.ConfigProviderPath())
+}
+
+// removeFilesAndDir removes files, then the cluster's folder and its
+// parent when nothing else is left in them.
+func (p *Provider) removeFilesAndDir(files ...string) error {
+	if err := removeAll(files...); err != nil {
+		return err
+	}
+	c := p.cfg()
+	// The folders too, up to the checkout's _ci-configs, when nothing else
+	// is left in them.
+	dirs := []string{c.StateDir(), c.ConfigPath}
+	if parent := filepath.Dir(c.ConfigPath); filepath.Base(parent) == "_ci-configs" {
+		dirs = append(dirs, parent)
+	}
+	for _, d := range dirs {
+		if err := os.Remove(d); err != nil && !errors.Is(err, os.ErrNotExist) {
+			p.env.Log.Debugf("keeping %s: %v", d, err)
+			break
+		}
+	}
+	return nil
+}
+
+func removeAll(files ...string) error {
+	var errs []error
+	for _, f := range files {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// kubectlInNode finds kubectl in the control-plane node: KUBECTL_PATH when
+// set, else the usual locations. Symlinks are resolved so that the real
+// binary is copied.
+func (p *Provider) kubectlInNode(ctx context.Context) (string, error) {
+	c := p.cfg()
+	candidates := []string{"/usr/bin/kubectl", "/bin/kubectl", "/usr/local/bin/kubectl"}
+	if c.KubectlPath != "" {
+		candidates = []string{c.KubectlPath}
+	}
+	for _, path := range candidates {
+		out, err := p.cli.Exec(ctx, c.ControlPlaneNode(), "readlink", "-e", path)
+		if err == nil {
+			return strings.TrimSpace(string(out)), nil
+		}
+	}
+	if c.KubectlPath != "" {
+		return "", fmt.Errorf("%s=%s: no such file in node %s; unset it to probe the usual locations, or give kubectl's path inside the node image", config.EnvKubectlPath, c.KubectlPath, c.ControlPlaneNode())
+	}
+	return "", fmt.Errorf("kubectl not found in node %s at %s; set %s to its path inside the node image", c.ControlPlaneNode(), strings.Join(candidates, ", "), config.EnvKubectlPath)
+}
