@@ -61,9 +61,6 @@ func workerJoinPatch(flags map[string]string) string {
 	return b.String()
 }
 
-// kubeletCgroupV1Patch lets the kubelet of Kubernetes 1.35 and later start
-// on a cgroup v1 host (it refuses to by default).
-const kubeletCgroupV1Patch = "kind: KubeletConfiguration\nfailCgroupV1: false\n"
 
 // Cluster builds the kind cluster configuration from the settings:
 //
@@ -113,7 +110,7 @@ func Cluster(c *config.Config, o Options) (*v1alpha4.Cluster, error) {
 		cl.Networking.IPFamily = v1alpha4.ClusterIPFamily(c.IPFamily)
 	}
 	if o.AllowCgroupV1 {
-		cl.KubeadmConfigPatches = append(cl.KubeadmConfigPatches, kubeletCgroupV1Patch)
+		cl.KubeadmConfigPatches = append(cl.KubeadmConfigPatches, KubeletCgroupV1Patch())
 	}
 	if c.EtcdInMemory {
 		p, err := etcdPatch(c.EtcdDataDir)
