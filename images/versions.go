@@ -61,36 +61,29 @@ var Node122 = Node{
 	CoreDNSModule:     "coredns",
 }
 
-// Node136 is Kubernetes v1.36, the node of kind-sriov.
-// TODO(node136): confirm every value against kubeadm 1.36's `config images list`.
+// Node136 is Kubernetes v1.36.1, the node of kind-sriov (the version of
+// kubevirtci's kindest/node:v1.36.1). Etcd, CoreDNS, pause and the
+// registry are what its kubeadm asks for (`kubeadm config images list
+// --kubernetes-version v1.36.1`: registry.k8s.io/etcd:3.6.8-0,
+// coredns/coredns:v1.14.2, pause:3.10.2; the build checks it);
+// KubeOpenAPI is what k8s.io/kubernetes v1.36.1 pins (its module zip
+// carries the generated OpenAPI code, so openapi-gen does not run).
+// containerd and runc are the versions kind v0.33.0's base image builds.
 var Node136 = Node{
 	Kubernetes:        "v1.36.1",
 	KubernetesStaging: "v0.36.1",
-	Etcd:              "v3.6.6",
-	EtcdImageTag:      "3.6.6-0",
-	CoreDNS:           "v1.13.1",
-	Pause:             "3.10.1",
+	KubeOpenAPI:       "v0.0.0-20260317180543-43fb72c5454a",
+	Etcd:              "v3.6.8",
+	EtcdImageTag:      "3.6.8-0",
+	CoreDNS:           "v1.14.2",
+	Pause:             "3.10.2",
 	ImageRegistry:     "registry.k8s.io",
 	BuildModule:       "k8s-1.36",
 	EtcdModule:        "etcd-3.6",
-	CoreDNSModule:     "coredns-1.13",
-	Containerd:        "v2.2.1",
-	Runc:              "v1.3.4",
+	CoreDNSModule:     "coredns-1.14",
+	Containerd:        "v2.3.4",
+	Runc:              "v1.4.3",
 }
-
-// Legacy names of Node122's values, kept until every user takes a Node
-// value.
-// TODO(node136): remove.
-const (
-	Kubernetes        = "v1.22.2"
-	KubernetesStaging = "v0.22.2"
-	KubeOpenAPI       = "v0.0.0-20210421082810-95288971da7e"
-	Etcd              = "v3.5.0"
-	EtcdImageTag      = "3.5.0-0"
-	CoreDNS           = "v1.8.4"
-	Pause             = "3.5"
-	NodeImage         = "localhost/kindest-node:" + Kubernetes + "-src"
-)
 
 // Networking.
 const (
@@ -225,7 +218,9 @@ const (
 
 // NodePackages are the Debian packages of the node's root file system (on
 // top of debootstrap's minbase variant). containerd (1.6.20 in bookworm) and
-// runc come from here.
+// runc come from here for a Node whose Containerd is empty; the others
+// leave these two packages out (their containerd and runc are built from
+// Go modules).
 var NodePackages = []string{
 	"systemd", "systemd-sysv", "dbus",
 	"containerd", "runc",

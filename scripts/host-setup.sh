@@ -5,7 +5,8 @@
 #
 # What it does, each step only when needed:
 #   1. installs the Debian packages the image build needs (docker.io,
-#      debootstrap, jq, gcc and libc6-dev for flannel's cgo) when missing;
+#      debootstrap, jq, gcc and libc6-dev for flannel's cgo, libseccomp-dev
+#      and pkg-config for runc's) when missing;
 #   2. when the host's capability bounding set lacks capabilities that the
 #      kernel knows (some sandboxes drop CAP_SYS_RESOURCE), builds the runtime
 #      wrapper cmd/runc-capwrap (needs Go), installs it as
@@ -65,6 +66,10 @@ command -v jq >/dev/null || missing+=(jq)
 # flannel is built with cgo (its udp backend has C code), linked statically.
 command -v gcc >/dev/null || missing+=(gcc)
 { command -v dpkg >/dev/null && dpkg -s libc6-dev >/dev/null 2>&1; } || missing+=(libc6-dev)
+# runc (the Kubernetes 1.36 node's) is built with cgo and seccomp, linked
+# statically against libseccomp.a, which cgo finds through pkg-config.
+{ command -v dpkg >/dev/null && dpkg -s libseccomp-dev >/dev/null 2>&1; } || missing+=(libseccomp-dev)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
 if [ ${#missing[@]} -gt 0 ]; then
 	command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get to install them"
 	log "installing ${missing[*]}"

@@ -9,16 +9,19 @@ import (
 )
 
 // The image commands build, from Debian packages and Go modules only, the
-// kind node image (Kubernetes v1.22.2) and the local registry image into the
-// container engine. See docs/images.md.
+// kind node image of KUBEVIRT_PROVIDER (Kubernetes v1.22.2 for
+// kind-1.22-sriov, v1.36.1 for kind-sriov) and the local registry image
+// into the container engine. See docs/images.md.
 func init() {
 	register(command{
 		Name:     "image-node",
 		NoConfig: true,
-		Help: "build the kind node image (Kubernetes v1.22.2) from source into the container engine; " +
+		Help: "build the kind node image of KUBEVIRT_PROVIDER (Kubernetes v1.22.2 for kind-1.22-sriov, v1.36.1 for kind-sriov) from source into the container engine; " +
 			"env: KUBEVIRTCI_CACHE_DIR (build cache), KUBEVIRTCI_DEBIAN_MIRROR, KUBEVIRTCI_IMAGE_FORCE=1 (rebuild)",
 		Run: func(ctx context.Context, env *Env) error {
-			ref, err := nodeimage.BuildNode(ctx, imageOptions(env))
+			opts := imageOptions(env)
+			opts.Node = versionsFor(env.Getenv("KUBEVIRT_PROVIDER")).Node
+			ref, err := nodeimage.BuildNode(ctx, opts)
 			if err != nil {
 				return err
 			}

@@ -15,7 +15,10 @@ import (
 // component is a set of Go commands built from one module: a build module
 // under images/build/, or this project's own module (Module == "").
 type component struct {
-	Name     string   // names the cache directory
+	Name string // names the cache directory
+	// Role names the build's output in the node build (bins["kubernetes"],
+	// ...) when it differs from Name (kubernetes-1.36 is a "kubernetes").
+	Role     string
 	Module   string   // directory under images/build; "" for this project's module
 	Packages []string // import paths (or ./relative paths in this project's module)
 	Ldflags  string
@@ -35,10 +38,23 @@ type component struct {
 	// Toolchain, when set, is the Go toolchain to build with (GOTOOLCHAIN;
 	// the go command fetches it from the module proxy).
 	Toolchain string
+	// Tags are build tags (added to netgo,osusergo for Cgo builds).
+	Tags []string
+	// Key are more inputs of the build that the module does not show (such
+	// as the versions the ldflags or generated code depend on).
+	Key []string
 	// prepare, when set, runs before the build and returns extra arguments
 	// for `go build` (k8s uses it to generate code and pass -modfile).
 	// key is the component's input hash.
 	prepare func(ctx context.Context, b *builder, c *component, key string) ([]string, error)
+}
+
+// role is the name the node build knows the component's output by.
+func (c *component) role() string {
+	if c.Role != "" {
+		return c.Role
+	}
+	return c.Name
 }
 
 // binary is the file name of package pkg's command in the build's output.
@@ -49,41 +65,44 @@ func (c *component) binary(pkg string) string {
 	return binaryName(pkg)
 }
 
-// k8sStaging are the k8s.io staging modules that Kubernetes replaces with
-// ./staging; the build module replaces them with images.KubernetesStaging.
-var k8sStaging = []string{
-	"api", "apiextensions-apiserver", "apimachinery", "apiserver", "cli-runtime", "client-go",
-	"cloud-provider", "cluster-bootstrap", "code-generator", "component-base", "component-helpers",
-	"controller-manager", "cri-api", "csi-translation-lib", "kube-aggregator", "kube-controller-manager",
-	"kube-proxy", "kube-scheduler", "kubectl", "kubelet", "legacy-cloud-providers", "metrics",
-	"mount-utils", "pod-security-admission", "sample-apiserver", "sample-cli-plugin", "sample-controller",
-}
-
 // k8sCommands are the Kubernetes commands the node image needs.
 var k8sCommands = []string{"kubelet", "kubeadm", "kubectl", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"}
 
-func k8sComponent() component {
+func k8sComponent(n images.Node) component {
 	var pkgs []string
 	for _, c := range k8sCommands {
 		pkgs = append(pkgs, "k8s.io/kubernetes/cmd/"+c)
 	}
-	major, minor := k8sMajorMinor(images.Kubernetes)
+	major, minor := k8sMajorMinor(n.Kubernetes)
 	var ld []string
 	for _, p := range []string{"k8s.io/component-base/version", "k8s.io/client-go/pkg/version"} {
 		ld = append(ld,
-			"-X", p+".gitVersion="+images.Kubernetes,
+			"-X", p+".gitVersion="+n.Kubernetes,
 			"-X", p+".gitMajor="+major,
 			"-X", p+".gitMinor="+minor,
 			"-X", p+".gitTreeState=clean",
 		)
 	}
 	return component{
-		Name:     "kubernetes",
-		Module:   "k8s",
+		Name:     cacheName("kubernetes", n.BuildModule, "k8s"),
+		Role:     "kubernetes",
+		Module:   n.BuildModule,
 		Packages: pkgs,
 		Ldflags:  strings.Join(ld, " "),
+		Key:      []string{n.KubeOpenAPI, n.Kubernetes, n.KubernetesStaging},
 		prepare:  prepareOpenAPI,
 	}
+}
+
+// cacheName names a component's cache directory: base for the module
+// named first (k8s: kubernetes), base plus the module's suffix for the
+// others (k8s-1.36: kubernetes-1.36), so that the builds of two nodes
+// keep their own cache entries (a build prunes the entries of its name).
+func cacheName(base, module, first string) string {
+	if module == first {
+		return base
+	}
+	return base + strings.TrimPrefix(module, first)
 }
 
 // k8sMajorMinor splits "v1.22.2" into "1" and "22".
@@ -113,10 +132,48 @@ func cniComponents() []component {
 	}
 }
 
+func etcdComponent(n images.Node) component {
+	return component{Name: cacheName("etcd", n.EtcdModule, "etcd"), Role: "etcd", Module: n.EtcdModule, Packages: []string{"go.etcd.io/etcd/server/v3"}}
+}
+
+func corednsComponent(n images.Node) component {
+	return component{Name: cacheName("coredns", n.CoreDNSModule, "coredns"), Role: "coredns", Module: n.CoreDNSModule, Packages: []string{"github.com/coredns/coredns"},
+		Ldflags: "-X github.com/coredns/coredns/coremain.GitCommit=" + n.CoreDNS}
+}
+
+// containerdComponent builds containerd, ctr and the runc shim the way
+// kind's base image does (make bin/ctr bin/containerd
+// bin/containerd-shim-runc-v2 with kind's build tags), static without cgo.
+func containerdComponent(n images.Node) component {
+	const p = "github.com/containerd/containerd/v2"
+	return component{Name: "containerd", Module: "containerd",
+		Packages: []string{p + "/cmd/containerd", p + "/cmd/ctr", p + "/cmd/containerd-shim-runc-v2"},
+		Ldflags:  "-X " + p + "/version.Version=" + n.Containerd + " -X " + p + "/version.Package=github.com/containerd/containerd/v2",
+		Tags:     []string{"no_aufs", "no_zfs", "no_btrfs", "no_devmapper", "urfave_cli_no_docs"},
+		Key:      []string{n.Containerd}}
+}
+
+// runcComponent builds runc with seccomp (cgo, libseccomp linked
+// statically: the build host needs libseccomp-dev).
+func runcComponent(n images.Node) component {
+	return component{Name: "runc", Module: "runc", Packages: []string{"github.com/opencontainers/runc"},
+		Cgo: true, Tags: []string{"seccomp", "urfave_cli_no_docs"}, Key: []string{n.Runc}}
+}
+
+// nodeComponents are the components node n's image is built from.
+func nodeComponents(n images.Node) []component {
+	comps := []component{k8sComponent(n), etcdComponent(n), corednsComponent(n), flannelComponent, crictlComponent, toolsComponent}
+	comps = append(comps, cniComponents()...)
+	if n.Containerd != "" {
+		comps = append(comps, containerdComponent(n))
+	}
+	if n.Runc != "" {
+		comps = append(comps, runcComponent(n))
+	}
+	return comps
+}
+
 var (
-	etcdComponent    = component{Name: "etcd", Module: "etcd", Packages: []string{"go.etcd.io/etcd/server/v3"}}
-	corednsComponent = component{Name: "coredns", Module: "coredns", Packages: []string{"github.com/coredns/coredns"},
-		Ldflags: "-X github.com/coredns/coredns/coremain.GitCommit=" + images.CoreDNS}
 	flannelComponent = component{Name: "flannel", Module: "flannel", Packages: []string{"github.com/flannel-io/flannel"},
 		Ldflags: "-X github.com/flannel-io/flannel/pkg/version.Version=" + images.Flannel, Cgo: true}
 	crictlComponent = component{Name: "crictl", Module: "critools", Packages: []string{"sigs.k8s.io/cri-tools/cmd/crictl"},
@@ -207,8 +264,13 @@ func (b *builder) componentHash(c *component) (string, error) {
 			}
 		}
 	}
-	if c.Name == "kubernetes" {
-		h.add(images.KubeOpenAPI, images.Kubernetes, images.KubernetesStaging)
+	// Added only when set, so that the hashes of components without
+	// them stay what they were.
+	if len(c.Key) > 0 {
+		h.add(c.Key...)
+	}
+	if len(c.Tags) > 0 {
+		h.add("tags", strings.Join(c.Tags, ","))
 	}
 	return h.hex()[:16], nil
 }
@@ -253,9 +315,13 @@ func (b *builder) build(ctx context.Context, c component) (string, error) {
 	}
 	args = append(args, "nice", "go", "build", "-C", b.moduleDir(&c), "-trimpath")
 	ld := "-s -w"
+	tags := c.Tags
 	if c.Cgo {
-		args = append(args, "-tags", "netgo,osusergo")
+		tags = append([]string{"netgo", "osusergo"}, tags...)
 		ld += " -linkmode=external -extldflags=-static"
+	}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
 	}
 	args = append(args, extra...)
 	args = append(args, c.Flags...)

@@ -20,28 +20,39 @@ const openAPIPackage = "k8s.io/kubernetes/pkg/generated/openapi"
 // generated OpenAPI code (upstream leaves them out too).
 var openAPIExcluded = map[string]bool{"code-generator": true, "sample-apiserver": true, "sample-cli-plugin": true, "sample-controller": true}
 
-// prepareOpenAPI copies k8s.io/kubernetes into a writable directory of the
-// cache (a stable path, so that Go's build cache keeps serving it),
-// generates pkg/generated/openapi there with openapi-gen, and returns the
-// `go build` arguments that build Kubernetes from that copy (-modfile with
-// a replace line; the build module's go.mod stays untouched).
+// prepareOpenAPI checks that the build module replaces every staging
+// module of k8s.io/kubernetes. When the module zip lacks
+// pkg/generated/openapi/zz_generated.openapi.go (Kubernetes 1.22; later
+// releases carry it), it copies k8s.io/kubernetes into a writable directory
+// of the cache (a stable path, so that Go's build cache keeps serving it),
+// generates the code there with openapi-gen, and returns the `go build`
+// arguments that build Kubernetes from that copy (-modfile with a replace
+// line; the build module's go.mod stays untouched).
 func prepareOpenAPI(ctx context.Context, b *builder, c *component, key string) ([]string, error) {
 	dir := b.moduleDir(c)
-	base := filepath.Join(b.o.CacheDir, "src", "kubernetes-"+key)
+	kdir, err := b.goModDir(ctx, dir, "k8s.io/kubernetes")
+	if err != nil {
+		return nil, err
+	}
+	staging, err := checkStagingReplaced(kdir, filepath.Join(dir, "go.mod"))
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(kdir, "pkg", "generated", "openapi", "zz_generated.openapi.go")); err == nil {
+		b.o.Log.Debugf("%s: the module carries %s; nothing to generate", c.Name, openAPIPackage)
+		return nil, nil
+	}
+	base := filepath.Join(b.o.CacheDir, "src", c.Name+"-"+key)
 	src := filepath.Join(base, "kubernetes")
 	modfile := filepath.Join(base, "build.mod")
 	if _, err := os.Stat(base + ".complete"); err == nil {
-		b.o.Log.Debugf("kubernetes: reusing the generated sources in %s", base)
+		b.o.Log.Debugf("%s: reusing the generated sources in %s", c.Name, base)
 		return []string{"-modfile", modfile}, nil
 	}
 	if _, err := b.o.run(ctx, "rm", "-rf", base); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(base, 0o755); err != nil {
-		return nil, err
-	}
-	kdir, err := b.goModDir(ctx, dir, "k8s.io/kubernetes")
-	if err != nil {
 		return nil, err
 	}
 	if _, err := b.o.run(ctx, "cp", "-r", kdir, src); err != nil {
@@ -62,7 +73,7 @@ func prepareOpenAPI(ctx context.Context, b *builder, c *component, key string) (
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range k8sStaging {
+	for _, s := range staging {
 		if openAPIExcluded[s] {
 			continue
 		}
@@ -122,6 +133,64 @@ func prepareOpenAPI(ctx context.Context, b *builder, c *component, key string) (
 		return nil, err
 	}
 	return []string{"-modfile", modfile}, nil
+}
+
+// stagingModules lists the k8s.io staging modules that a go.mod replaces
+// with a directory under ./staging (what k8s.io/kubernetes's go.mod does),
+// by their names under k8s.io/.
+func stagingModules(gomod []byte) []string {
+	var out []string
+	for _, l := range strings.Split(string(gomod), "\n") {
+		f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(l), "replace "))
+		if len(f) == 3 && f[1] == "=>" && strings.HasPrefix(f[0], "k8s.io/") && strings.HasPrefix(f[2], "./staging/") {
+			out = append(out, strings.TrimPrefix(f[0], "k8s.io/"))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// buildModuleStaging maps the k8s.io modules that a build module's go.mod
+// replaces with a published version (k8s.io/api => k8s.io/api v0.36.1)
+// to that version, by their names under k8s.io/.
+func buildModuleStaging(gomod []byte) map[string]string {
+	out := map[string]string{}
+	for _, l := range strings.Split(string(gomod), "\n") {
+		f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(l), "replace "))
+		if len(f) == 4 && f[1] == "=>" && strings.HasPrefix(f[0], "k8s.io/") && f[0] == f[2] {
+			out[strings.TrimPrefix(f[0], "k8s.io/")] = f[3]
+		}
+	}
+	return out
+}
+
+// checkStagingReplaced checks that the build module (its go.mod) replaces
+// every staging module of k8s.io/kubernetes (in directory kdir) with a
+// published version, and returns them.
+func checkStagingReplaced(kdir, buildMod string) ([]string, error) {
+	kmod, err := os.ReadFile(filepath.Join(kdir, "go.mod"))
+	if err != nil {
+		return nil, err
+	}
+	bmod, err := os.ReadFile(buildMod)
+	if err != nil {
+		return nil, err
+	}
+	staging := stagingModules(kmod)
+	if len(staging) == 0 {
+		return nil, fmt.Errorf("%s/go.mod replaces no k8s.io module with ./staging: is it k8s.io/kubernetes?", kdir)
+	}
+	have := buildModuleStaging(bmod)
+	var missing []string
+	for _, s := range staging {
+		if have[s] == "" {
+			missing = append(missing, "k8s.io/"+s)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%s does not replace the staging modules %s of k8s.io/kubernetes: add a line \"k8s.io/<name> => k8s.io/<name> <staging version>\" for each", buildMod, strings.Join(missing, ", "))
+	}
+	return staging, nil
 }
 
 // openAPIPackages lists the packages under root (module path modPath)

@@ -29,28 +29,63 @@ const (
 	// CertsDir is containerd's registry configuration directory in the node
 	// (hosts.toml files, one directory per registry host:port).
 	CertsDir = "/etc/containerd/certs.d"
+	// RuncPath is runc in a node whose runc is built from Go modules
+	// (where kind's base image puts it); the wrapper finds it on PATH.
+	RuncPath = "/usr/local/sbin/runc"
 )
+
+// containerdConfig is node n's /etc/containerd/config.toml: version 2
+// for Debian's containerd 1.6 (node/containerd-config.toml), version 3
+// for containerd 2 (node/containerd2-config.toml), with the preloaded
+// pause image as the sandbox image.
+func containerdConfig(n images.Node) ([]byte, error) {
+	name := "node/containerd-config.toml"
+	if n.Containerd != "" {
+		name = "node/containerd2-config.toml"
+	}
+	b, err := fs.ReadFile(images.Files, name)
+	if err != nil {
+		return nil, err
+	}
+	const marker = "@SANDBOX_IMAGE@"
+	if !strings.Contains(string(b), marker) {
+		return nil, fmt.Errorf("images/%s has no %s", name, marker)
+	}
+	return []byte(strings.ReplaceAll(string(b), marker, ControlPlaneImages(n).Pause)), nil
+}
 
 // FlannelImage is the flannel image preloaded into the node.
 const FlannelImage = "localhost/kubevirtci-flannel:" + images.Flannel + "-src"
 
-// ControlPlaneImages are the images kubeadm asks for, built here and
-// preloaded into the node's containerd under these names.
-var ControlPlaneImages = struct {
+// ControlPlane names the images kubeadm asks for at one Kubernetes version.
+type ControlPlane struct {
 	APIServer, ControllerManager, Scheduler, Proxy, Pause, Etcd, CoreDNS string
-}{
-	APIServer:         "k8s.gcr.io/kube-apiserver:" + images.Kubernetes,
-	ControllerManager: "k8s.gcr.io/kube-controller-manager:" + images.Kubernetes,
-	Scheduler:         "k8s.gcr.io/kube-scheduler:" + images.Kubernetes,
-	Proxy:             "k8s.gcr.io/kube-proxy:" + images.Kubernetes,
-	Pause:             "k8s.gcr.io/pause:" + images.Pause,
-	Etcd:              "k8s.gcr.io/etcd:" + images.EtcdImageTag,
-	CoreDNS:           "k8s.gcr.io/coredns/coredns:" + images.CoreDNS,
 }
 
-// BuildNode builds the kind node image (tag images.NodeImage unless
-// Options.Tag says otherwise) into the engine and returns its name. When the
-// engine has the image built from the same inputs, it returns at once.
+// All lists the images.
+func (c ControlPlane) All() []string {
+	return []string{c.APIServer, c.ControllerManager, c.Scheduler, c.Proxy, c.Pause, c.Etcd, c.CoreDNS}
+}
+
+// ControlPlaneImages are the images kubeadm asks for at node n's version,
+// built here and preloaded into the node's containerd under these names.
+func ControlPlaneImages(n images.Node) ControlPlane {
+	r := n.ImageRegistry + "/"
+	return ControlPlane{
+		APIServer:         r + "kube-apiserver:" + n.Kubernetes,
+		ControllerManager: r + "kube-controller-manager:" + n.Kubernetes,
+		Scheduler:         r + "kube-scheduler:" + n.Kubernetes,
+		Proxy:             r + "kube-proxy:" + n.Kubernetes,
+		Pause:             r + "pause:" + n.Pause,
+		Etcd:              r + "etcd:" + n.EtcdImageTag,
+		CoreDNS:           r + "coredns/coredns:" + n.CoreDNS,
+	}
+}
+
+// BuildNode builds the kind node image of Options.Node (tag
+// Options.Node.Image() unless Options.Tag says otherwise) into the engine
+// and returns its name. When the engine has the image built from the same
+// inputs, it returns at once.
 func BuildNode(ctx context.Context, opts Options) (string, error) {
 	o, err := opts.complete()
 	if err != nil {
@@ -58,8 +93,9 @@ func BuildNode(ctx context.Context, opts Options) (string, error) {
 	}
 	tag := o.Tag
 	if tag == "" {
-		tag = images.NodeImage
+		tag = o.Node.Image()
 	}
+	n := o.Node
 	b, err := newBuilder(ctx, o)
 	if err != nil {
 		return "", err
@@ -83,13 +119,11 @@ func BuildNode(ctx context.Context, opts Options) (string, error) {
 	}
 
 	bins := map[string]string{}
-	comps := []component{k8sComponent(), etcdComponent, corednsComponent, flannelComponent, crictlComponent, toolsComponent}
-	comps = append(comps, cniComponents()...)
-	for _, c := range comps {
+	for _, c := range nodeComponents(n) {
 		c := c
 		if err := o.Log.Run("Building "+c.Name, func() error {
 			dir, err := b.build(ctx, c)
-			bins[c.Name] = dir
+			bins[c.role()] = dir
 			return err
 		}); err != nil {
 			return "", err
@@ -97,8 +131,9 @@ func BuildNode(ctx context.Context, opts Options) (string, error) {
 	}
 
 	var nodeRoot, slimRoot string
+	nodeSpec := nodeRootfs(n)
 	if err := o.Log.Run("Making the node's root file system (debootstrap "+images.DebianSuite+")", func() error {
-		nodeRoot, err = b.rootfs(ctx, nodeRootfs(), criBaseRecipe)
+		nodeRoot, err = b.rootfs(ctx, nodeSpec.rootfsSpec, nodeSpec.extra...)
 		return err
 	}); err != nil {
 		return "", err
@@ -112,13 +147,13 @@ func BuildNode(ctx context.Context, opts Options) (string, error) {
 
 	var imgs []builtImage
 	if err := o.Log.Run("Building the control-plane and flannel images", func() error {
-		imgs, err = b.nodeImages(ctx, bins, slimRoot)
+		imgs, err = b.nodeImages(ctx, n, bins, slimRoot)
 		return err
 	}); err != nil {
 		return "", err
 	}
 
-	rootfsTag := "localhost/kubevirtci-node-rootfs:" + filepath.Base(nodeRoot)[len("node-"):]
+	rootfsTag := "localhost/kubevirtci-" + nodeSpec.Name + "-rootfs:" + strings.TrimPrefix(filepath.Base(nodeRoot), nodeSpec.Name+"-")
 	if err := o.Log.Run("Importing the root file system into "+o.CRI, func() error {
 		return b.importRootfs(ctx, nodeRoot, rootfsTag)
 	}); err != nil {
@@ -127,9 +162,16 @@ func BuildNode(ctx context.Context, opts Options) (string, error) {
 
 	filesTar := filepath.Join(b.work, "node-files.tar")
 	if err := o.Log.Run("Writing kind's base files, Kubernetes and CNI binaries", func() error {
-		entries, err := nodeFiles(kindFiles, bins)
+		entries, err := nodeFiles(n, kindFiles, bins)
 		if err != nil {
 			return err
+		}
+		if n.Containerd != "" {
+			base, err := b.criBaseFromCtr(ctx, filepath.Join(bins["containerd"], "ctr"))
+			if err != nil {
+				return err
+			}
+			entries = append(entries, entry{Path: "/etc/containerd/cri-base.json", Data: base})
 		}
 		return writeEntriesFile(filesTar, entries)
 	}); err != nil {
@@ -143,7 +185,7 @@ func BuildNode(ctx context.Context, opts Options) (string, error) {
 	}
 	old := o.imageID(ctx, tag)
 	if err := o.Log.Run("Assembling "+tag+" (files, preloaded images, commit)", func() error {
-		return b.assembleNode(ctx, rootfsTag, filesTar, imagesTar, refs(imgs), tag, inputs)
+		return b.assembleNode(ctx, n, rootfsTag, filesTar, imagesTar, refs(imgs), tag, inputs)
 	}); err != nil {
 		return "", err
 	}
@@ -175,8 +217,8 @@ func (b *builder) kindBaseFiles(ctx context.Context) (string, error) {
 // nodeInputs hashes everything the node image is made of.
 func (b *builder) nodeInputs(kindFiles string) (string, error) {
 	h := newHasher()
-	h.add(recipe, "node", b.goVer, b.mirror(), versionsString())
-	h.add(images.NodePackages...)
+	h.add(recipe, "node", b.goVer, b.mirror(), versionsString(b.o.Node))
+	h.add(nodeRootfs(b.o.Node).Packages...)
 	h.add(images.SlimPackages...)
 	if err := h.addFS(images.Files, ".", nil); err != nil {
 		return "", err
@@ -192,25 +234,65 @@ func (b *builder) nodeInputs(kindFiles string) (string, error) {
 	return h.hex(), nil
 }
 
-// versionsString lists the pinned versions (part of every input hash).
-func versionsString() string {
+// versionsString lists the pinned versions of node n (part of every input hash).
+func versionsString(n images.Node) string {
 	return strings.Join([]string{
-		images.Kubernetes, images.KubernetesStaging, images.KubeOpenAPI, images.Etcd, images.EtcdImageTag,
-		images.CoreDNS, images.Pause, images.Flannel, images.CNIPlugins, images.CNIFlannelPlugins,
+		n.Kubernetes, n.KubernetesStaging, n.KubeOpenAPI, n.Etcd, n.EtcdImageTag,
+		n.CoreDNS, n.Pause, n.ImageRegistry, n.BuildModule, n.EtcdModule, n.CoreDNSModule, n.Containerd, n.Runc,
+		images.Flannel, images.CNIPlugins, images.CNIFlannelPlugins,
 		images.Kind, images.CRITools, images.Distribution, images.DebianSuite,
 	}, ",")
 }
 
-// nodeRootfs is the node's Debian tree, prepared the way kind's base image
-// Dockerfile prepares its own.
-func nodeRootfs() rootfsSpec {
-	return rootfsSpec{Name: "node", Packages: images.NodePackages, prepare: prepareNodeTree}
+// nodeRootfsSpec is a rootfsSpec with the extra inputs of its prepare step.
+type nodeRootfsSpec struct {
+	rootfsSpec
+	extra []string
+}
+
+// nodeRootfs is node n's Debian tree, prepared the way kind's base image
+// Dockerfile prepares its own. A node that runs Debian's containerd gets
+// it (and runc) from the tree, which also gives cri-base.json; a node that
+// runs containerd and runc built from Go modules gets neither package, and
+// its cri-base.json comes from the built ctr (criBaseFromCtr).
+func nodeRootfs(n images.Node) nodeRootfsSpec {
+	if n.Containerd == "" {
+		return nodeRootfsSpec{
+			rootfsSpec: rootfsSpec{Name: "node", Packages: images.NodePackages, prepare: prepareNodeTree(true)},
+			extra:      []string{criBaseRecipe},
+		}
+	}
+	var pkgs []string
+	for _, p := range images.NodePackages {
+		if p != "containerd" && p != "runc" {
+			pkgs = append(pkgs, p)
+		}
+	}
+	return nodeRootfsSpec{rootfsSpec: rootfsSpec{Name: "node-containerd2", Packages: pkgs, prepare: prepareNodeTree(false)}}
 }
 
 // criBaseRecipe names the way cri-base.json is derived (part of the tree's key).
 const criBaseRecipe = "cri-base: ctr oci spec + kind createContainer hook - rlimits"
 
-func prepareNodeTree(ctx context.Context, b *builder, dir string) error {
+// criBaseFromCtr derives cri-base.json from `ctr oci spec` of the built
+// ctr (it prints containerd's default spec; no daemon is needed).
+func (b *builder) criBaseFromCtr(ctx context.Context, ctr string) ([]byte, error) {
+	spec, err := b.o.run(ctx, ctr, "oci", "spec")
+	if err != nil {
+		return nil, err
+	}
+	return criBaseSpec(spec)
+}
+
+// prepareNodeTree prepares the node's tree; withCRIBase writes
+// cri-base.json from the tree's own ctr (Debian's containerd).
+func prepareNodeTree(withCRIBase bool) func(ctx context.Context, b *builder, dir string) error {
+	return func(ctx context.Context, b *builder, dir string) error {
+		return prepareNodeTreeDir(ctx, b, dir, withCRIBase)
+	}
+}
+
+func prepareNodeTreeDir(ctx context.Context, b *builder, dir string, withCRIBase bool) error {
 	for _, g := range []string{
 		"lib/systemd/system/sysinit.target.wants/systemd-tmpfiles-setup.service",
 		"lib/systemd/system/multi-user.target.wants/*",
@@ -240,19 +322,21 @@ func prepareNodeTree(ctx context.Context, b *builder, dir string) error {
 	if _, err := os.Lstat(filepath.Join(dir, "sbin/init")); err != nil {
 		return fmt.Errorf("the tree has no /sbin/init (is systemd-sysv installed?): %w", err)
 	}
-	spec, err := b.o.run(ctx, "chroot", dir, "ctr", "oci", "spec")
-	if err != nil {
-		return err
-	}
-	base, err := criBaseSpec(spec)
-	if err != nil {
-		return err
-	}
 	if err := os.MkdirAll(filepath.Join(dir, "etc/containerd"), 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "etc/containerd/cri-base.json"), base, 0o644); err != nil {
-		return err
+	if withCRIBase {
+		spec, err := b.o.run(ctx, "chroot", dir, "ctr", "oci", "spec")
+		if err != nil {
+			return err
+		}
+		base, err := criBaseSpec(spec)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "etc/containerd/cri-base.json"), base, 0o644); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "etc/kubernetes/manifests"), 0o755); err != nil {
 		return err
@@ -314,14 +398,14 @@ func prepareSlimTree(ctx context.Context, b *builder, dir string) error {
 }
 
 // nodeImages builds the images preloaded into the node.
-func (b *builder) nodeImages(ctx context.Context, bins map[string]string, slimRoot string) ([]builtImage, error) {
+func (b *builder) nodeImages(ctx context.Context, n images.Node, bins map[string]string, slimRoot string) ([]builtImage, error) {
 	k8s := bins["kubernetes"]
 	// What kubeadm asks for must be what is built.
-	out, err := b.o.run(ctx, filepath.Join(k8s, "kubeadm"), "config", "images", "list", "--kubernetes-version", images.Kubernetes)
+	out, err := b.o.run(ctx, filepath.Join(k8s, "kubeadm"), "config", "images", "list", "--kubernetes-version", n.Kubernetes)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkKubeadmImages(strings.Fields(string(out))); err != nil {
+	if err := checkKubeadmImages(n, strings.Fields(string(out))); err != nil {
 		return nil, err
 	}
 
@@ -336,7 +420,7 @@ func (b *builder) nodeImages(ctx context.Context, bins map[string]string, slimRo
 	binLayer := func(name, src, dst string) (v1.Layer, error) {
 		return b.layerFromEntries(name, []entry{{Path: dst, Src: src, Mode: 0o755}})
 	}
-	cp := ControlPlaneImages
+	cp := ControlPlaneImages(n)
 	type spec struct {
 		ref, src, dst string
 		base          v1.Layer
@@ -368,10 +452,13 @@ func (b *builder) nodeImages(ctx context.Context, bins map[string]string, slimRo
 	return imgs, nil
 }
 
-// checkKubeadmImages checks that every image kubeadm asks for is built.
-func checkKubeadmImages(wanted []string) error {
-	cp := ControlPlaneImages
-	built := map[string]bool{cp.APIServer: true, cp.ControllerManager: true, cp.Scheduler: true, cp.Proxy: true, cp.Pause: true, cp.Etcd: true, cp.CoreDNS: true}
+// checkKubeadmImages checks that every image kubeadm asks for at node n's
+// version is built.
+func checkKubeadmImages(n images.Node, wanted []string) error {
+	built := map[string]bool{}
+	for _, r := range ControlPlaneImages(n).All() {
+		built[r] = true
+	}
 	if len(wanted) == 0 {
 		return fmt.Errorf("kubeadm config images list printed no image")
 	}
@@ -382,7 +469,7 @@ func checkKubeadmImages(wanted []string) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("kubeadm %s asks for images this build does not make: %s", images.Kubernetes, strings.Join(missing, ", "))
+		return fmt.Errorf("kubeadm %s asks for images this build does not make: %s (fix images/versions.go)", n.Kubernetes, strings.Join(missing, ", "))
 	}
 	return nil
 }
@@ -422,8 +509,8 @@ func (b *builder) importRootfs(ctx context.Context, root, tag string) error {
 	return nil
 }
 
-// nodeFiles are the files the node image adds to the Debian tree.
-func nodeFiles(kindFiles string, bins map[string]string) ([]entry, error) {
+// nodeFiles are the files node n's image adds to the Debian tree.
+func nodeFiles(n images.Node, kindFiles string, bins map[string]string) ([]entry, error) {
 	var es []entry
 	// kind's base files, but our own containerd config and no
 	// fuse-overlayfs snapshotter (rootless kind only; not built here).
@@ -452,7 +539,7 @@ func nodeFiles(kindFiles string, bins map[string]string) ([]entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := fs.ReadFile(images.Files, "node/containerd-config.toml")
+	cfg, err := containerdConfig(n)
 	if err != nil {
 		return nil, err
 	}
@@ -468,7 +555,7 @@ func nodeFiles(kindFiles string, bins map[string]string) ([]entry, error) {
 	es = append(es,
 		entry{Path: "/etc/containerd/config.toml", Data: cfg},
 		entry{Path: CertsDir, Dir: true},
-		entry{Path: "/kind/version", Data: []byte(images.Kubernetes)},
+		entry{Path: "/kind/version", Data: []byte(n.Kubernetes)},
 		entry{Path: "/kind/manifests/default-cni.yaml", Data: []byte(strings.ReplaceAll(string(cni), "@FLANNEL_IMAGE@", FlannelImage))},
 		entry{Path: "/kind/manifests/default-storage.yaml", Data: storage},
 		entry{Path: "/usr/bin/kubelet", Src: filepath.Join(k8s, "kubelet"), Mode: 0o755},
@@ -476,8 +563,6 @@ func nodeFiles(kindFiles string, bins map[string]string) ([]entry, error) {
 		entry{Path: KubectlPath, Src: filepath.Join(k8s, "kubectl"), Mode: 0o755},
 		entry{Path: "/usr/local/bin/crictl", Src: filepath.Join(bins["crictl"], "crictl"), Mode: 0o755},
 		entry{Path: WrapperPath, Src: filepath.Join(bins["tools"], "runc-capwrap"), Mode: 0o755},
-		// kind's containerd unit starts /usr/local/bin/containerd; Debian installs /usr/bin/containerd.
-		entry{Path: "/usr/local/bin/containerd", Linkname: "/usr/bin/containerd"},
 		// systemctl enable kubelet containerd undo-mount-hacks; systemctl mask systemd-binfmt.
 		entry{Path: "/etc/systemd/system/multi-user.target.wants/kubelet.service", Linkname: "/etc/systemd/system/kubelet.service"},
 		entry{Path: "/etc/systemd/system/multi-user.target.wants/containerd.service", Linkname: "/etc/systemd/system/containerd.service"},
@@ -486,6 +571,18 @@ func nodeFiles(kindFiles string, bins map[string]string) ([]entry, error) {
 		entry{Path: "/etc/kubernetes/manifests", Dir: true},
 		entry{Path: "/opt/cni/bin", Dir: true},
 	)
+	if n.Containerd == "" {
+		// kind's containerd unit starts /usr/local/bin/containerd; Debian installs /usr/bin/containerd.
+		es = append(es, entry{Path: "/usr/local/bin/containerd", Linkname: "/usr/bin/containerd"})
+	} else {
+		// Where kind's base image puts them: its unit starts
+		// /usr/local/bin/containerd, which finds the shim on its PATH,
+		// and the shim finds runc (here the wrapper's real runc) on PATH.
+		for _, f := range []string{"containerd", "ctr", "containerd-shim-runc-v2"} {
+			es = append(es, entry{Path: "/usr/local/bin/" + f, Src: filepath.Join(bins["containerd"], f), Mode: 0o755})
+		}
+		es = append(es, entry{Path: RuncPath, Src: filepath.Join(bins["runc"], "runc"), Mode: 0o755})
+	}
 	for _, dir := range []string{bins["cni-plugins"], bins["cni-flannel"]} {
 		ents, err := os.ReadDir(dir)
 		if err != nil {
@@ -523,7 +620,7 @@ func checkNodePath(p string) error {
 // The image has no STOPSIGNAL (kind's base image has SIGRTMIN+3): docker
 // 20.10 accepts no STOPSIGNAL change on commit or import, and kind removes
 // its nodes with `rm -f` anyway.
-func (b *builder) assembleNode(ctx context.Context, rootfsTag, filesTar, imagesTar string, wantRefs []string, tag, inputs string) error {
+func (b *builder) assembleNode(ctx context.Context, n images.Node, rootfsTag, filesTar, imagesTar string, wantRefs []string, tag, inputs string) error {
 	o := &b.o
 	name := "kubevirtci-node-build-" + inputs[:12]
 	_, _ = o.cri(ctx, nil, "rm", "-f", name)
@@ -592,7 +689,7 @@ func (b *builder) assembleNode(ctx context.Context, rootfsTag, filesTar, imagesT
 		"--change", `CMD []`,
 		"--change", "ENV container=docker",
 		"--change", "LABEL "+InputsLabel+"="+inputs,
-		"--change", "LABEL io.kubevirtci.kubernetes="+images.Kubernetes,
+		"--change", "LABEL io.kubevirtci.kubernetes="+n.Kubernetes,
 		name, tag)
 	return err
 }

@@ -52,28 +52,70 @@ func goModHas(t *testing.T, gomod, line string) bool {
 	return false
 }
 
+// nodes are the node images the project builds.
+var nodes = map[string]images.Node{"Node122": images.Node122, "Node136": images.Node136}
+
 // The build modules must build what images/versions.go pins.
 func TestBuildModulesMatchVersions(t *testing.T) {
 	src := sourceDir(t)
 	mod := func(m string) string { return filepath.Join(src, "images", "build", m, "go.mod") }
 	cases := []struct{ gomod, line string }{
-		{mod("k8s"), "k8s.io/kubernetes " + images.Kubernetes},
-		{mod("k8s"), "k8s.io/kube-openapi " + images.KubeOpenAPI},
 		{mod("k8s"), "go 1.16"},
-		{mod("etcd"), "go.etcd.io/etcd/server/v3 " + images.Etcd},
-		{mod("coredns"), "github.com/coredns/coredns " + images.CoreDNS},
 		{mod("flannel"), "github.com/flannel-io/flannel " + images.Flannel},
 		{mod("cniplugins"), "github.com/containernetworking/plugins " + images.CNIPlugins},
 		{mod("cniflannel"), "github.com/containernetworking/plugins " + images.CNIFlannelPlugins},
 		{mod("critools"), "sigs.k8s.io/cri-tools " + images.CRITools},
 		{mod("registry"), "github.com/distribution/distribution/v3 " + images.Distribution},
 	}
-	for _, s := range k8sStaging {
-		cases = append(cases, struct{ gomod, line string }{mod("k8s"), "k8s.io/" + s + " => k8s.io/" + s + " " + images.KubernetesStaging})
+	for _, n := range nodes {
+		cases = append(cases,
+			struct{ gomod, line string }{mod(n.BuildModule), "k8s.io/kubernetes " + n.Kubernetes},
+			struct{ gomod, line string }{mod(n.EtcdModule), "go.etcd.io/etcd/server/v3 " + n.Etcd},
+			struct{ gomod, line string }{mod(n.CoreDNSModule), "github.com/coredns/coredns " + n.CoreDNS},
+		)
+		if n.Containerd != "" {
+			cases = append(cases, struct{ gomod, line string }{mod("containerd"), "github.com/containerd/containerd/v2 " + n.Containerd})
+		}
+		if n.Runc != "" {
+			cases = append(cases, struct{ gomod, line string }{mod("runc"), "github.com/opencontainers/runc " + n.Runc})
+		}
 	}
 	for _, c := range cases {
 		if !goModHas(t, c.gomod, c.line) {
 			t.Errorf("%s: no line %q (images/versions.go pins it)", c.gomod, c.line)
+		}
+	}
+	for name, n := range nodes {
+		gomod := mod(n.BuildModule)
+		// The kube-openapi Kubernetes pins (required directly where
+		// openapi-gen is built from it, indirectly elsewhere).
+		if !goModHas(t, gomod, "k8s.io/kube-openapi "+n.KubeOpenAPI) && !goModHas(t, gomod, "k8s.io/kube-openapi "+n.KubeOpenAPI+" // indirect") {
+			t.Errorf("%s: k8s.io/kube-openapi is not %s (%s.KubeOpenAPI)", gomod, n.KubeOpenAPI, name)
+		}
+		b, err := os.ReadFile(gomod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		staging := buildModuleStaging(b)
+		if len(staging) < 25 {
+			t.Errorf("%s replaces %d k8s.io staging modules, want all of them (%v)", gomod, len(staging), staging)
+		}
+		for s, v := range staging {
+			if v != n.KubernetesStaging {
+				t.Errorf("%s: k8s.io/%s => %s, want %s (%s.KubernetesStaging)", gomod, s, v, n.KubernetesStaging, name)
+			}
+		}
+		// Every staging module of k8s.io/kubernetes, when its go.mod is in
+		// the module cache (the build checks it in any case).
+		kmod := filepath.Join(goModCache(t), "cache", "download", "k8s.io", "kubernetes", "@v", n.Kubernetes+".mod")
+		if kb, err := os.ReadFile(kmod); err == nil {
+			for _, s := range stagingModules(kb) {
+				if staging[s] == "" {
+					t.Errorf("%s does not replace k8s.io/%s, a staging module of k8s.io/kubernetes %s", gomod, s, n.Kubernetes)
+				}
+			}
+		} else {
+			t.Logf("%s: not in the module cache, staging list not compared", kmod)
 		}
 	}
 	// The project's own kind library is the version whose base files go into the node.
@@ -83,8 +125,39 @@ func TestBuildModulesMatchVersions(t *testing.T) {
 	}
 }
 
+func goModCache(t *testing.T) string {
+	t.Helper()
+	if d := os.Getenv("GOMODCACHE"); d != "" {
+		return d
+	}
+	if d := os.Getenv("GOPATH"); d != "" {
+		return filepath.Join(filepath.SplitList(d)[0], "pkg", "mod")
+	}
+	h, _ := os.UserHomeDir()
+	return filepath.Join(h, "go", "pkg", "mod")
+}
+
+func TestStagingModules(t *testing.T) {
+	kmod := []byte("module k8s.io/kubernetes\nreplace (\n\tk8s.io/api => ./staging/src/k8s.io/api\n\tk8s.io/kms => ./staging/src/k8s.io/kms\n\tgithub.com/x/y => github.com/x/y v1.0.0\n)\nreplace k8s.io/cri-api => ./staging/src/k8s.io/cri-api\n")
+	if got, want := stagingModules(kmod), []string{"api", "cri-api", "kms"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("stagingModules = %v, want %v", got, want)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "go.mod"), kmod, 0o644)
+	build := filepath.Join(dir, "build.mod")
+	os.WriteFile(build, []byte("module x\nreplace (\n\tk8s.io/api => k8s.io/api v0.36.1\n\tk8s.io/cri-api => k8s.io/cri-api v0.36.1\n)\n"), 0o644)
+	_, err := checkStagingReplaced(dir, build)
+	if err == nil || !strings.Contains(err.Error(), "k8s.io/kms") || strings.Contains(err.Error(), "k8s.io/api,") {
+		t.Errorf("want an error naming k8s.io/kms only, got %v", err)
+	}
+	os.WriteFile(build, []byte("module x\nreplace k8s.io/api => k8s.io/api v0.36.1\nreplace k8s.io/cri-api => k8s.io/cri-api v0.36.1\nreplace k8s.io/kms => k8s.io/kms v0.36.1\n"), 0o644)
+	if got, err := checkStagingReplaced(dir, build); err != nil || len(got) != 3 {
+		t.Errorf("checkStagingReplaced = %v, %v", got, err)
+	}
+}
+
 func TestContainerdConfig(t *testing.T) {
-	b, err := fs.ReadFile(images.Files, "node/containerd-config.toml")
+	b, err := containerdConfig(images.Node122)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,8 +189,8 @@ func TestContainerdConfig(t *testing.T) {
 	if cfg.Version != 2 || !ok {
 		t.Fatalf("want a version 2 config with the CRI plugin, got %+v", cfg)
 	}
-	if cri.SandboxImage != ControlPlaneImages.Pause {
-		t.Errorf("sandbox_image = %q, want the preloaded %q", cri.SandboxImage, ControlPlaneImages.Pause)
+	if want := ControlPlaneImages(images.Node122).Pause; cri.SandboxImage != want || want != "k8s.gcr.io/pause:3.5" {
+		t.Errorf("sandbox_image = %q, want the preloaded %q", cri.SandboxImage, want)
 	}
 	if !cri.RestrictOOMScoreAdj {
 		t.Error("restrict_oom_score_adj must be true")
@@ -136,6 +209,77 @@ func TestContainerdConfig(t *testing.T) {
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		t.Logf("keys not checked: %v", und)
+	}
+}
+
+// containerd 2's config (version 3) for the nodes whose containerd is built.
+func TestContainerd2Config(t *testing.T) {
+	b, err := containerdConfig(images.Node136)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type runtime struct {
+		RuntimeType     string `toml:"runtime_type"`
+		BaseRuntimeSpec string `toml:"base_runtime_spec"`
+		Options         struct {
+			SystemdCgroup bool
+			BinaryName    string
+		}
+	}
+	var cfg struct {
+		Version int
+		Plugins struct {
+			Images struct {
+				Snapshotter           string
+				DiscardUnpackedLayers bool              `toml:"discard_unpacked_layers"`
+				PinnedImages          map[string]string `toml:"pinned_images"`
+				Registry              map[string]any
+			} `toml:"io.containerd.cri.v1.images"`
+			Runtime struct {
+				RestrictOOMScoreAdj bool `toml:"restrict_oom_score_adj"`
+				TolerateHugetlb     bool `toml:"tolerate_missing_hugetlb_controller"`
+				Containerd          struct {
+					DefaultRuntimeName string `toml:"default_runtime_name"`
+					Runtimes           map[string]runtime
+				}
+			} `toml:"io.containerd.cri.v1.runtime"`
+		}
+	}
+	md, err := toml.Decode(string(b), &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Version != 3 {
+		t.Fatalf("version = %d, want 3", cfg.Version)
+	}
+	im, rt := cfg.Plugins.Images, cfg.Plugins.Runtime
+	if want := "registry.k8s.io/pause:3.10.2"; im.PinnedImages["sandbox"] != want || ControlPlaneImages(images.Node136).Pause != want {
+		t.Errorf("pinned sandbox image = %q, want the preloaded %s", im.PinnedImages["sandbox"], want)
+	}
+	// kind's entrypoint rewrites this exact text to change the snapshotter.
+	if im.Snapshotter != "overlayfs" || !strings.Contains(string(b), `snapshotter = "overlayfs"`) {
+		t.Errorf("snapshotter = %q, want overlayfs", im.Snapshotter)
+	}
+	if got := im.Registry["config_path"]; got != CertsDir {
+		t.Errorf("registry config_path = %v, want %s", got, CertsDir)
+	}
+	if _, has := im.Registry["mirrors"]; has {
+		t.Error("containerd 2 refuses the registry mirrors key: use config_path")
+	}
+	if !rt.RestrictOOMScoreAdj || !rt.TolerateHugetlb {
+		t.Errorf("restrict_oom_score_adj = %v, tolerate_missing_hugetlb_controller = %v: want both true", rt.RestrictOOMScoreAdj, rt.TolerateHugetlb)
+	}
+	if rt.Containerd.DefaultRuntimeName != "runc" {
+		t.Errorf("default runtime %q, want runc", rt.Containerd.DefaultRuntimeName)
+	}
+	for _, name := range []string{"runc", "test-handler"} {
+		r := rt.Containerd.Runtimes[name]
+		if !r.Options.SystemdCgroup || r.Options.BinaryName != WrapperPath || r.BaseRuntimeSpec != "/etc/containerd/cri-base.json" || r.RuntimeType != "io.containerd.runc.v2" {
+			t.Errorf("runtime %s = %+v, want runc.v2, SystemdCgroup true, BinaryName %s and kind's base spec", name, r, WrapperPath)
+		}
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		t.Errorf("keys this test does not know (a typo is silently ignored by containerd): %v", und)
 	}
 }
 
@@ -261,24 +405,40 @@ func TestCRIBaseSpec(t *testing.T) {
 }
 
 func TestCheckKubeadmImages(t *testing.T) {
-	cp := ControlPlaneImages
-	all := []string{cp.APIServer, cp.ControllerManager, cp.Scheduler, cp.Proxy, cp.Pause, cp.Etcd, cp.CoreDNS}
-	if err := checkKubeadmImages(all); err != nil {
+	n := images.Node122
+	all := ControlPlaneImages(n).All()
+	if err := checkKubeadmImages(n, all); err != nil {
 		t.Fatal(err)
 	}
-	err := checkKubeadmImages(append(all, "k8s.gcr.io/etcd:3.4.13-0"))
+	err := checkKubeadmImages(n, append(all, "k8s.gcr.io/etcd:3.4.13-0"))
 	if err == nil || !strings.Contains(err.Error(), "k8s.gcr.io/etcd:3.4.13-0") {
 		t.Fatalf("want an error naming the missing image, got %v", err)
 	}
-	if err := checkKubeadmImages(nil); err == nil {
+	if err := checkKubeadmImages(n, nil); err == nil {
 		t.Fatal("want an error for an empty list")
 	}
-	// The names kubeadm v1.22.2 asks for (kubeadm config images list).
-	want := []string{"k8s.gcr.io/kube-apiserver:v1.22.2", "k8s.gcr.io/kube-controller-manager:v1.22.2",
-		"k8s.gcr.io/kube-scheduler:v1.22.2", "k8s.gcr.io/kube-proxy:v1.22.2", "k8s.gcr.io/pause:3.5",
-		"k8s.gcr.io/etcd:3.5.0-0", "k8s.gcr.io/coredns/coredns:v1.8.4"}
-	if !reflect.DeepEqual(all, want) {
-		t.Errorf("control-plane images %v, want %v", all, want)
+	// What `kubeadm config images list --kubernetes-version <v>` prints, as
+	// the kubeadm of each version (built here) printed it.
+	for _, c := range []struct {
+		n    images.Node
+		want []string
+	}{
+		{images.Node122, []string{"k8s.gcr.io/kube-apiserver:v1.22.2", "k8s.gcr.io/kube-controller-manager:v1.22.2",
+			"k8s.gcr.io/kube-scheduler:v1.22.2", "k8s.gcr.io/kube-proxy:v1.22.2", "k8s.gcr.io/pause:3.5",
+			"k8s.gcr.io/etcd:3.5.0-0", "k8s.gcr.io/coredns/coredns:v1.8.4"}},
+		{images.Node136, []string{"registry.k8s.io/kube-apiserver:v1.36.1", "registry.k8s.io/kube-controller-manager:v1.36.1",
+			"registry.k8s.io/kube-scheduler:v1.36.1", "registry.k8s.io/kube-proxy:v1.36.1", "registry.k8s.io/coredns/coredns:v1.14.2",
+			"registry.k8s.io/pause:3.10.2", "registry.k8s.io/etcd:3.6.8-0"}},
+	} {
+		if err := checkKubeadmImages(c.n, c.want); err != nil {
+			t.Errorf("%s: %v", c.n.Kubernetes, err)
+		}
+		if got := ControlPlaneImages(c.n).All(); len(got) != len(c.want) {
+			t.Errorf("%s: control-plane images %v, want %v", c.n.Kubernetes, got, c.want)
+		}
+	}
+	if err := checkKubeadmImages(images.Node136, ControlPlaneImages(images.Node122).All()); err == nil {
+		t.Error("1.22's images pass as 1.36's")
 	}
 }
 
@@ -316,7 +476,7 @@ func TestNodeFiles(t *testing.T) {
 		}
 		bins[name] = d
 	}
-	es, err := nodeFiles(kind, bins)
+	es, err := nodeFiles(images.Node122, kind, bins)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,6 +531,109 @@ func TestNodeFiles(t *testing.T) {
 	}
 	if err := checkNodePath("/bin/kubectl"); err == nil {
 		t.Error("want an error for /bin/kubectl")
+	}
+}
+
+// A node with containerd and runc built from Go modules gets them where
+// kind's base image has them, and containerd 2's config.
+func TestNodeFilesContainerd2(t *testing.T) {
+	kind := t.TempDir()
+	for _, f := range []string{"usr/local/bin/entrypoint", "etc/containerd/config.toml"} {
+		os.MkdirAll(filepath.Join(kind, filepath.Dir(f)), 0o755)
+		os.WriteFile(filepath.Join(kind, f), []byte(f), 0o644)
+	}
+	bins := map[string]string{}
+	for name, files := range map[string][]string{
+		"kubernetes": {"kubelet", "kubeadm", "kubectl"}, "crictl": {"crictl"}, "tools": {"runc-capwrap", "pause"},
+		"cni-plugins": {"bridge"}, "cni-flannel": {"flannel"},
+		"containerd": {"containerd", "ctr", "containerd-shim-runc-v2"}, "runc": {"runc"},
+	} {
+		d := t.TempDir()
+		for _, f := range files {
+			os.WriteFile(filepath.Join(d, f), []byte(name+"/"+f), 0o755)
+		}
+		bins[name] = d
+	}
+	es, err := nodeFiles(images.Node136, kind, bins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]entry{}
+	for _, e := range es {
+		got[e.Path] = e
+	}
+	for p, src := range map[string]string{
+		"/usr/local/bin/containerd": "containerd/containerd", "/usr/local/bin/ctr": "containerd/ctr",
+		"/usr/local/bin/containerd-shim-runc-v2": "containerd/containerd-shim-runc-v2", RuncPath: "runc/runc",
+		WrapperPath: "tools/runc-capwrap",
+	} {
+		e, ok := got[p]
+		if !ok || e.Linkname != "" || e.Mode != 0o755 {
+			t.Errorf("%s = %+v, want an executable file", p, e)
+			continue
+		}
+		if b, _ := os.ReadFile(e.Src); string(b) != src {
+			t.Errorf("%s is %q, want %s", p, b, src)
+		}
+	}
+	if v := string(got["/kind/version"].Data); v != "v1.36.1" {
+		t.Errorf("/kind/version = %q", v)
+	}
+	if cfg := string(got["/etc/containerd/config.toml"].Data); !strings.Contains(cfg, "version = 3") || !strings.Contains(cfg, `sandbox = "registry.k8s.io/pause:3.10.2"`) {
+		t.Errorf("containerd config is not containerd 2's with the pause image:\n%s", cfg)
+	}
+	// Debian's packages are left out: nothing else installs containerd or runc.
+	for _, p := range nodeRootfs(images.Node136).Packages {
+		if p == "containerd" || p == "runc" {
+			t.Errorf("the 1.36 tree installs Debian's %s", p)
+		}
+	}
+	// Each node's tree survives the pruning of the other's.
+	dir := t.TempDir()
+	s122, s136 := nodeRootfs(images.Node122).Name, nodeRootfs(images.Node136).Name
+	t122, t136 := s122+"-0123456789abcdef", s136+"-fedcba9876543210"
+	for _, d := range []string{t122, t122 + ".complete", t136, t136 + ".complete"} {
+		os.Mkdir(filepath.Join(dir, d), 0o755)
+	}
+	pruneSiblings(dir, s122+"-", t122)
+	pruneSiblings(dir, s136+"-", t136)
+	if ents, _ := os.ReadDir(dir); len(ents) != 4 {
+		t.Errorf("the trees of the two nodes (%s, %s) prune each other: %d entries left", s122, s136, len(ents))
+	}
+}
+
+// The two nodes' components keep their own cache entries: pruning one's
+// leaves the other's.
+func TestNodeComponentsCacheNames(t *testing.T) {
+	dir := t.TempDir()
+	keep := map[string]string{}
+	for _, n := range nodes {
+		for _, c := range nodeComponents(n) {
+			keep[c.Name] = c.Name + "-0123456789abcdef"
+		}
+	}
+	for _, k := range keep {
+		os.Mkdir(filepath.Join(dir, k), 0o755)
+	}
+	for name, k := range keep {
+		pruneSiblings(dir, name+"-", k)
+	}
+	for _, k := range keep {
+		if _, err := os.Stat(filepath.Join(dir, k)); err != nil {
+			t.Errorf("%s was pruned by another component's build", k)
+		}
+	}
+	roles := map[string]bool{}
+	for _, c := range nodeComponents(images.Node136) {
+		roles[c.role()] = true
+	}
+	for _, r := range []string{"kubernetes", "etcd", "coredns", "containerd", "runc", "tools", "crictl", "cni-plugins"} {
+		if !roles[r] {
+			t.Errorf("the 1.36 node builds no %s", r)
+		}
+	}
+	if k := k8sComponent(images.Node122); k.Name != "kubernetes" || k.Module != "k8s" {
+		t.Errorf("1.22's Kubernetes component is %s from %s: its cache entries would be rebuilt", k.Name, k.Module)
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package nodeimage builds, from Debian packages and Go modules only, the
-// kind node image (Kubernetes v1.22.2) and the local registry image that the
-// provider runs, into the local docker or podman engine. No container
-// registry is needed: every image the cluster runs is built here.
+// kind node images (one per images.Node: Kubernetes v1.22.2, v1.36.1) and
+// the local registry image that the providers run, into the local docker or
+// podman engine. No container registry is needed: every image the cluster
+// runs is built here.
 //
 // The versions come from package images (images/versions.go). The build
 // caches its work between runs under a cache directory: the debootstrap
@@ -60,6 +61,9 @@ type Options struct {
 	// Components is the component set BuildComponents and
 	// ComponentBinaries build. Zero: images.Components122.
 	Components images.Components
+	// Node is the node image BuildNode builds (its Kubernetes version and
+	// the images kubeadm asks for). Zero: images.Node122.
+	Node images.Node
 	// Tag overrides the final image's name.
 	Tag string
 	// Force rebuilds the image even when the engine has one with the same inputs.
@@ -109,6 +113,9 @@ func (o Options) complete() (Options, error) {
 	}
 	if o.DebianMirror == "" {
 		o.DebianMirror = o.getenv("KUBEVIRTCI_DEBIAN_MIRROR")
+	}
+	if o.Node == (images.Node{}) {
+		o.Node = images.Node122
 	}
 	return o, nil
 }

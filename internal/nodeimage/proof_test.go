@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/kubevirt/kubevirtci-go/images"
 	"github.com/kubevirt/kubevirtci-go/internal/cmdrun"
+	"github.com/kubevirt/kubevirtci-go/internal/kindcfg"
 	"github.com/kubevirt/kubevirtci-go/internal/step"
 	"github.com/kubevirt/kubevirtci-go/internal/testlevel"
 )
@@ -36,12 +38,45 @@ const (
 	netcheckImage = "localhost/kubevirtci-netcheck:proof"
 )
 
-// TestProof builds (or reuses) the node and registry images, boots a kind
+// EnvProofNode selects the node image TestProof builds and boots: "1.22"
+// (the default, images.Node122) or "1.36" (images.Node136).
+const EnvProofNode = "KUBEVIRTCI_PROOF_NODE"
+
+// proofNode is the node EnvProofNode selects.
+func proofNode(v string) (images.Node, error) {
+	switch v {
+	case "", "1.22":
+		return images.Node122, nil
+	case "1.36":
+		return images.Node136, nil
+	}
+	return images.Node{}, fmt.Errorf("%s=%q: want 1.22 or 1.36", EnvProofNode, v)
+}
+
+// cgroupV1Host tells whether this host mounts cgroup v1 (a kind node, and
+// its kubelet, see the host's hierarchy): cgroup v2 alone has
+// cgroup.controllers at the root of /sys/fs/cgroup.
+func cgroupV1Host() bool {
+	_, err := os.Stat("/sys/fs/cgroup/cgroup.controllers")
+	return err != nil
+}
+
+func atoi(s string) int {
+	i, _ := strconv.Atoi(s)
+	return i
+}
+
+// TestProof builds (or reuses) the node image that KUBEVIRTCI_PROOF_NODE
+// selects (1.22 by default, or 1.36) and the registry image, boots a kind
 // cluster of one control plane and two workers from the node image with the
-// kind library, and checks that it works: nodes Ready at v1.22.2, every
-// system pod Running and Ready, DNS, pod to pod across workers, and a push
-// and a pull through the registry image. Set KUBEVIRTCI_PROOF_KEEP=1 to
-// keep the cluster for a look after a failure.
+// kind library, and checks that it works: nodes Ready at the node's
+// Kubernetes version, every system pod Running and Ready (kube-proxy on
+// every node, both CoreDNS replicas among them), DNS, pod to pod across
+// workers, a privileged pod, and a push and a pull through the registry
+// image. On a cgroup v1 host the cluster of a node of Kubernetes 1.35 or
+// later gets the kubelet's failCgroupV1: false (kindcfg.KubeletCgroupV1Patch),
+// as the provider passes it. Set KUBEVIRTCI_PROOF_KEEP=1 to keep the
+// cluster for a look after a failure.
 func TestProof(t *testing.T) {
 	if testing.Short() {
 		t.Skip("proof test: builds the images and boots a 3-node kind cluster; skipped under -short")
@@ -55,9 +90,14 @@ func TestProof(t *testing.T) {
 	if dl, ok := t.Deadline(); ok && time.Until(dl) < 40*time.Minute {
 		t.Skipf("proof test: a cold build takes about 30 minutes; make e2e runs it (with go test -timeout 60m; time left here: %s)", time.Until(dl).Round(time.Second))
 	}
+	n, err := proofNode(os.Getenv(EnvProofNode))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("node: Kubernetes %s (%s=%s)", n.Kubernetes, EnvProofNode, os.Getenv(EnvProofNode))
 	ctx := context.Background()
 	log := step.New(os.Stderr, testing.Verbose())
-	opts := Options{CRI: "docker", Runner: cmdrun.Exec{Log: os.Stderr}, Log: log}
+	opts := Options{CRI: "docker", Runner: cmdrun.Exec{Log: os.Stderr}, Log: log, Node: n}
 
 	start := time.Now()
 	node, err := BuildNode(ctx, opts)
@@ -79,12 +119,17 @@ func TestProof(t *testing.T) {
 	provider := cluster.NewProvider(cluster.ProviderWithDocker(), cluster.ProviderWithLogger(testLogger{t}))
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	_ = provider.Delete(proofCluster, kubeconfig)
+	kindConfig := &v1alpha4.Cluster{Nodes: []v1alpha4.Node{
+		{Role: v1alpha4.ControlPlaneRole}, {Role: v1alpha4.WorkerRole}, {Role: v1alpha4.WorkerRole},
+	}}
+	if _, minor := k8sMajorMinor(n.Kubernetes); atoi(minor) >= 35 && cgroupV1Host() {
+		t.Logf("cgroup v1 host: the kubelets get %q", kindcfg.KubeletCgroupV1Patch())
+		kindConfig.KubeadmConfigPatches = append(kindConfig.KubeadmConfigPatches, kindcfg.KubeletCgroupV1Patch())
+	}
 	start = time.Now()
 	err = provider.Create(proofCluster,
 		cluster.CreateWithNodeImage(node),
-		cluster.CreateWithV1Alpha4Config(&v1alpha4.Cluster{Nodes: []v1alpha4.Node{
-			{Role: v1alpha4.ControlPlaneRole}, {Role: v1alpha4.WorkerRole}, {Role: v1alpha4.WorkerRole},
-		}}),
+		cluster.CreateWithV1Alpha4Config(kindConfig),
 		cluster.CreateWithKubeconfigPath(kubeconfig),
 		cluster.CreateWithWaitForReady(5*time.Minute),
 		cluster.CreateWithDisplayUsage(false), cluster.CreateWithDisplaySalutation(false),
@@ -111,7 +156,7 @@ func TestProof(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitNodesReady(t, ctx, cs)
+	waitNodesReady(t, ctx, cs, n.Kubernetes)
 	waitSystemPods(t, ctx, cs)
 	t.Logf("TIMING cluster Ready (all nodes and system pods): %s", time.Since(start).Round(time.Second))
 
@@ -131,6 +176,7 @@ func TestProof(t *testing.T) {
 		}
 	}
 	proveNetwork(t, ctx, cs)
+	provePrivileged(t, ctx, cs)
 }
 
 type netcheckBuild struct {
@@ -217,7 +263,7 @@ func proveRegistry(t *testing.T, reg string, nc netcheckBuild) {
 	t.Logf("pushed and pulled %s (%s)", tag, got)
 }
 
-func waitNodesReady(t *testing.T, ctx context.Context, cs kubernetes.Interface) {
+func waitNodesReady(t *testing.T, ctx context.Context, cs kubernetes.Interface, version string) {
 	t.Helper()
 	var last string
 	err := wait.PollUntilContextTimeout(ctx, 2*time.Second, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
@@ -236,7 +282,7 @@ func waitNodesReady(t *testing.T, ctx context.Context, cs kubernetes.Interface) 
 					ready = true
 				}
 			}
-			if !ready || n.Status.NodeInfo.KubeletVersion != images.Kubernetes {
+			if !ready || n.Status.NodeInfo.KubeletVersion != version {
 				bad = append(bad, fmt.Sprintf("%s (ready=%v, kubelet %s)", n.Name, ready, n.Status.NodeInfo.KubeletVersion))
 			}
 		}
@@ -247,7 +293,7 @@ func waitNodesReady(t *testing.T, ctx context.Context, cs kubernetes.Interface) 
 		return len(bad) == 0, nil
 	})
 	if err != nil {
-		t.Fatalf("nodes not Ready at %s: %s", images.Kubernetes, last)
+		t.Fatalf("nodes not Ready at %s: %s", version, last)
 	}
 }
 
@@ -265,10 +311,16 @@ func waitSystemPods(t *testing.T, ctx context.Context, cs kubernetes.Interface) 
 			return false, nil
 		}
 		var bad []string
-		kubeSystem := 0
+		kubeSystem, proxies, dns := 0, 0, 0
 		for _, p := range pods.Items {
 			if p.Namespace == "kube-system" {
 				kubeSystem++
+				switch p.Labels["k8s-app"] {
+				case "kube-proxy":
+					proxies++
+				case "kube-dns":
+					dns++
+				}
 			}
 			if p.Status.Phase != corev1.PodRunning {
 				bad = append(bad, fmt.Sprintf("%s/%s %s%s", p.Namespace, p.Name, p.Status.Phase, waiting(p)))
@@ -283,6 +335,9 @@ func waitSystemPods(t *testing.T, ctx context.Context, cs kubernetes.Interface) 
 		// coredns x2, etcd, apiserver, controller-manager, scheduler, kube-proxy x3
 		if kubeSystem < 9 {
 			bad = append(bad, fmt.Sprintf("%d kube-system pods, want at least 9", kubeSystem))
+		}
+		if proxies != 3 || dns != 2 {
+			bad = append(bad, fmt.Sprintf("%d kube-proxy pods (want 3) and %d CoreDNS pods (want 2)", proxies, dns))
 		}
 		last = strings.Join(bad, "; ")
 		return len(bad) == 0, nil
@@ -360,24 +415,7 @@ func proveNetwork(t *testing.T, ctx context.Context, cs kubernetes.Interface) {
 
 	runOnce := func(name string, args ...string) string {
 		t.Helper()
-		if _, err := cs.CoreV1().Pods(ns).Create(ctx, pod(name, w1, corev1.RestartPolicyNever, args...), metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		var phase corev1.PodPhase
-		var p *corev1.Pod
-		err := wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
-			p, err = cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
-			if err != nil {
-				return false, nil
-			}
-			phase = p.Status.Phase
-			return phase == corev1.PodSucceeded || phase == corev1.PodFailed, nil
-		})
-		logs, _ := cs.CoreV1().Pods(ns).GetLogs(name, &corev1.PodLogOptions{}).DoRaw(ctx)
-		if err != nil || phase != corev1.PodSucceeded {
-			t.Fatalf("pod %s (%s) on %s: phase %s%s, logs:\n%s", name, strings.Join(args, " "), w1, phase, waiting(*p), logs)
-		}
-		return string(logs)
+		return runToEnd(t, ctx, cs, pod(name, w1, corev1.RestartPolicyNever, args...))
 	}
 
 	fqdn := svc.Name + "." + ns + ".svc.cluster.local"
@@ -396,6 +434,52 @@ func proveNetwork(t *testing.T, ctx context.Context, cs kubernetes.Interface) {
 	} else {
 		t.Logf("pod to service by name: %s", strings.TrimSpace(out))
 	}
+}
+
+// runToEnd creates pod p and waits until it succeeds, and returns its logs;
+// it fails the test when the pod fails or does not end in 3 minutes.
+func runToEnd(t *testing.T, ctx context.Context, cs kubernetes.Interface, p *corev1.Pod) string {
+	t.Helper()
+	if _, err := cs.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var phase corev1.PodPhase
+	got := p
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		q, err := cs.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		got, phase = q, q.Status.Phase
+		return phase == corev1.PodSucceeded || phase == corev1.PodFailed, nil
+	})
+	logs, _ := cs.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+	if err != nil || phase != corev1.PodSucceeded {
+		t.Fatalf("pod %s (%s) on %s: phase %s%s, logs:\n%s", p.Name, strings.Join(p.Spec.Containers[0].Args, " "),
+			p.Spec.NodeSelector["kubernetes.io/hostname"], phase, waiting(*got), logs)
+	}
+	return string(logs)
+}
+
+// provePrivileged runs a privileged pod (every capability, as VM and CNI
+// pods ask for) on a worker: on a host whose capability bounding set lacks
+// some, only the runtime wrapper in the node makes it start.
+func provePrivileged(t *testing.T, ctx context.Context, cs kubernetes.Interface) {
+	privileged := true
+	node := proofCluster + "-worker"
+	out := runToEnd(t, ctx, cs, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "netcheck-privileged", Namespace: "default"},
+		Spec: corev1.PodSpec{
+			NodeSelector:  map[string]string{"kubernetes.io/hostname": node},
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{
+				Name: "netcheck", Image: netcheckImage, ImagePullPolicy: corev1.PullNever,
+				Args:            []string{"lookup", "kubernetes.default.svc.cluster.local"},
+				SecurityContext: &corev1.SecurityContext{Privileged: &privileged},
+			}},
+		},
+	})
+	t.Logf("privileged pod on %s: %s", node, strings.TrimSpace(out))
 }
 
 // testLogger sends kind's messages to the test log.

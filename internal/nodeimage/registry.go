@@ -101,7 +101,7 @@ func BuildRegistry(ctx context.Context, opts Options) (string, error) {
 // registryInputs hashes everything the registry image is made of.
 func (b *builder) registryInputs() (string, error) {
 	h := newHasher()
-	h.add(recipe, "registry", b.goVer, versionsString())
+	h.add(recipe, "registry", b.goVer, images.Distribution, images.DebianSuite)
 	if err := h.addFS(images.Files, "registry", nil); err != nil {
 		return "", err
 	}

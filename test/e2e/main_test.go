@@ -26,9 +26,11 @@ const (
 	// Node and registry images built from source (`make images`). The
 	// suite uses KIND_NODE_IMAGE and REGISTRY_IMAGE from the environment
 	// when they are set, these otherwise.
-	defaultNodeImage     = images.NodeImage
 	defaultRegistryImage = images.RegistryImage
 )
+
+// defaultNodeImage is the node image built from source for kind-1.22-sriov.
+var defaultNodeImage = images.Node122.Image()
 
 var (
 	// skipReason is why the suite does not run here ("" when it runs).
