@@ -453,6 +453,7 @@ type harness struct {
 	log      *bytes.Buffer
 	env      map[string]string
 	deployed int
+	waited   *components.Params // what the last component wait was given
 }
 
 func newHarness(t *testing.T, w *world, env map[string]string) *harness {
@@ -503,6 +504,7 @@ func newHarness(t *testing.T, w *world, env map[string]string) *harness {
 			return nil
 		},
 		waitComponents: func(ctx context.Context, client kubernetes.Interface, rc *rest.Config, params components.Params, o components.WaitOptions) error {
+			h.waited = &params
 			return ctx.Err()
 		},
 	}
@@ -531,7 +533,7 @@ func testSpec(name string) Spec {
 			SRIOVDevicePluginImage: images.Components122.SRIOVDevicePlugin.UpstreamImage(),
 		},
 		Images:        images.V122,
-		WorkerKubelet: map[string]string{"cpu-manager-policy": "static"},
+		WorkerKubelet: map[string]string{"cpu-manager-policy": "static", "feature-gates": "CPUManager=true"},
 	}
 	if name == "kind-sriov" {
 		s.Kubernetes = "v1.36.1"
@@ -543,6 +545,7 @@ func testSpec(name string) Spec {
 			InjectorImage:          images.Components136.Injector.UpstreamImage(),
 		}
 		s.Images = images.V136
+		s.WorkerKubelet = map[string]string{"cpu-manager-policy": "static", "topology-manager-policy": "single-numa-node"}
 		s.KubeletRefusesCgroupV1 = true
 	}
 	return s

@@ -10,6 +10,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/kubevirt/kubevirtci-go/internal/config"
 	"github.com/kubevirt/kubevirtci-go/internal/cri"
 	"github.com/kubevirt/kubevirtci-go/internal/kindcfg"
 	"github.com/kubevirt/kubevirtci-go/internal/kube"
@@ -37,10 +38,15 @@ type upState struct {
 }
 
 func (p *Provider) preflight(ctx context.Context, st *upState) error {
+	c := p.cfg()
+	if c.IPFamily != config.IPv4 && c.NodeImage == p.spec.Images.Node.Image() {
+		return &config.SettingError{Name: config.EnvIPFamily, Value: c.IPFamily,
+			Problem: "the node image built from source (" + c.NodeImage + ") runs flannel configured for IPv4 only",
+			Hint:    "unset it (ipv4), or set " + config.EnvNodeImage + " to an upstream kindest/node image, whose kindnet supports ipv6 and dual"}
+	}
 	if err := p.setup(ctx); err != nil {
 		return err
 	}
-	c := p.cfg()
 	exists, err := p.kind.Exists(ctx, c.ClusterName)
 	if err != nil {
 		return err
