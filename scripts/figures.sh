@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Measures the figures of docs/figures.md, in one run on this machine, and
-# rewrites that file: a 3-node `make cluster-up` against plain kind (same node
-# image), `make cluster-down` until every PF is back, and the image build
-# times. Run it as root from anywhere in a checkout, on an otherwise idle
+# rewrites that file: for each provider, a 3-node `make cluster-up` against
+# plain kind (same node image), `make cluster-down` until every PF is back;
+# and the image build times. Run it as root from anywhere in a checkout, on an otherwise idle
 # machine; it creates and deletes real clusters (about 15 minutes on 2 CPUs).
 #
 # Environment:
 #   FIGURES_ROUNDS            clusters of each kind to create (default 1; more gives medians)
 #   FIGURES_SKIP_WARM_BUILD=1 do not rebuild the node image with warm caches
 #   FIGURES_OUT               file to write (default docs/figures.md)
+#   FIGURES_PROVIDERS         providers to measure, comma-separated (default kind-1.22-sriov,kind-sriov)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,9 +22,12 @@ log "node, registry and component images"
 build_log=$(mktemp)
 trap 'rm -f "$build_log"' EXIT
 t0=$SECONDS
-scripts/mage.sh image:node image:registry image:components 2>&1 | tee "$build_log"
+{
+	KUBEVIRT_PROVIDER=kind-1.22-sriov scripts/mage.sh image:node image:registry image:components
+	KUBEVIRT_PROVIDER=kind-sriov scripts/mage.sh image:node image:components
+} 2>&1 | tee "$build_log"
 export FIGURES_IMAGE_ENSURE_SECONDS=$((SECONDS - t0))
-if [ "$(grep -Ec 'is up to date|are up to date' "$build_log" || true)" -ge 3 ]; then
+if [ "$(grep -Ec 'is up to date|are up to date' "$build_log" || true)" -ge 5 ]; then
 	export FIGURES_IMAGE_ENSURE_KIND="every image up to date: the check only"
 else
 	export FIGURES_IMAGE_ENSURE_KIND="built what was missing or out of date, with the caches as found"

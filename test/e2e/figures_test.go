@@ -24,7 +24,9 @@ import (
 	kindlog "sigs.k8s.io/kind/pkg/log"
 
 	"github.com/kubevirt/kubevirtci-go/images"
+	"github.com/kubevirt/kubevirtci-go/internal/cgroupv1"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
+	"github.com/kubevirt/kubevirtci-go/internal/kindcfg"
 )
 
 // Inputs of TestFigures besides EnvFigures, set by scripts/figures.sh.
@@ -37,6 +39,9 @@ const (
 	envImageEnsureSeconds = "FIGURES_IMAGE_ENSURE_SECONDS"
 	envImageEnsureKind    = "FIGURES_IMAGE_ENSURE_KIND"
 	envNodeWarmSeconds    = "FIGURES_NODE_WARM_SECONDS"
+	// envProviders lists the providers measured, comma-separated
+	// (default: both).
+	envProviders = "FIGURES_PROVIDERS"
 )
 
 const plainClusterName = "e2e-plain"
@@ -66,39 +71,51 @@ func TestFigures(t *testing.T) {
 	}
 	pfs := newPFSet(t, "e2efpf", 0xf4, 4)
 	stateDir := filepath.Join(t.TempDir(), "sriov-state")
-
-	// Warm up: mage and the tool are compiled by the first make target;
-	// that is not what is measured.
-	warm := newCluster(t, clusterOpts{nodes: 3, pfs: pfs, stateDir: stateDir, pfCountPerNode: 2})
-	if _, _, err := warm.run("status", downTimeout); err != nil {
-		t.Fatal(err)
+	names := []string{provider, kindSRIOV}
+	if v := os.Getenv(envProviders); v != "" {
+		names = strings.Split(v, ",")
 	}
 
-	var plainUp, plainDown, toolUp, toolDown, pfBack, returnStep []time.Duration
-	var steps []stepTime
-	for r := 1; r <= rounds; r++ {
-		t.Logf("round %d of %d", r, rounds)
-		up, down := plainKind(t)
-		plainUp, plainDown = append(plainUp, up), append(plainDown, down)
+	var all []figureData
+	for _, prov := range names {
+		// Warm up: mage and the tool are compiled by the first make target;
+		// that is not what is measured.
+		warm := newCluster(t, clusterOpts{provider: prov, nodes: 3, pfs: pfs, stateDir: stateDir, pfCountPerNode: 2})
+		if _, _, err := warm.run("status", downTimeout); err != nil {
+			t.Fatal(err)
+		}
+		image := nodeImage
+		if prov == kindSRIOV {
+			image = images.Node136.Image()
+		}
+		var plainUp, plainDown, toolUp, toolDown, pfBack, returnStep []time.Duration
+		var steps []stepTime
+		for r := 1; r <= rounds; r++ {
+			t.Logf("%s: round %d of %d", prov, r, rounds)
+			up, down := plainKind(t, image, prov == kindSRIOV)
+			plainUp, plainDown = append(plainUp, up), append(plainDown, down)
 
-		c := newCluster(t, clusterOpts{nodes: 3, pfs: pfs, stateDir: stateDir, pfCountPerNode: 2})
-		p := c.start("cluster-up", nil)
-		if err := p.wait(upTimeout); err != nil {
-			t.Fatalf("make cluster-up: %v", err)
+			c := newCluster(t, clusterOpts{provider: prov, nodes: 3, pfs: pfs, stateDir: stateDir, pfCountPerNode: 2})
+			p := c.start("cluster-up", nil)
+			if err := p.wait(upTimeout); err != nil {
+				t.Fatalf("%s: make cluster-up: %v", prov, err)
+			}
+			toolUp = append(toolUp, p.duration())
+			if r == 1 {
+				steps = parseSteps(p.output())
+			}
+			back, total, step := timedDown(t, c, pfs)
+			pfBack, toolDown, returnStep = append(pfBack, back), append(toolDown, total), append(returnStep, step)
+			pfs.checkBack(t)
 		}
-		toolUp = append(toolUp, p.duration())
-		if r == 1 {
-			steps = parseSteps(p.output())
-		}
-		back, total, step := timedDown(t, c, pfs)
-		pfBack, toolDown, returnStep = append(pfBack, back), append(toolDown, total), append(returnStep, step)
-		pfs.checkBack(t)
+		all = append(all, figureData{
+			provider: prov, nodeImage: image,
+			rounds: rounds, plainUp: median(plainUp), plainDown: median(plainDown),
+			toolUp: median(toolUp), toolDown: median(toolDown), pfBack: median(pfBack), returnStep: median(returnStep), steps: steps,
+		})
 	}
 
-	doc := renderFigures(keptSection(out), figureData{
-		rounds: rounds, plainUp: median(plainUp), plainDown: median(plainDown),
-		toolUp: median(toolUp), toolDown: median(toolDown), pfBack: median(pfBack), returnStep: median(returnStep), steps: steps,
-	})
+	doc := renderFigures(keptSection(out), all)
 	if err := os.WriteFile(out, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -106,10 +123,11 @@ func TestFigures(t *testing.T) {
 }
 
 // plainKind creates a 3-node cluster with the kind library (one control
-// plane, two workers, the same node image, kind's defaults otherwise),
-// waits until every node and every kube-system pod is Ready, and deletes
-// it. It returns both times.
-func plainKind(t *testing.T) (up, down time.Duration) {
+// plane, two workers, the node image given, kind's defaults otherwise, but
+// for failCgroupV1: false on a cgroup v1 host when cgroupV1Patch, without
+// which a 1.35+ kubelet does not start there), waits until every node and
+// every kube-system pod is Ready, and deletes it. It returns both times.
+func plainKind(t *testing.T, nodeImage string, cgroupV1Patch bool) (up, down time.Duration) {
 	t.Helper()
 	p := kindcluster.NewProvider(kindcluster.ProviderWithDocker(), kindcluster.ProviderWithLogger(kindlog.NoopLogger{}))
 	kc := filepath.Join(t.TempDir(), "kubeconfig")
@@ -118,6 +136,9 @@ func plainKind(t *testing.T) (up, down time.Duration) {
 		{Role: v1alpha4.WorkerRole, Image: nodeImage},
 		{Role: v1alpha4.WorkerRole, Image: nodeImage},
 	}}
+	if v2, err := cgroupv1.Unified(); cgroupV1Patch && err == nil && !v2 {
+		cfg.KubeadmConfigPatches = []string{kindcfg.KubeletCgroupV1Patch()}
+	}
 	deleted := false
 	t.Cleanup(func() {
 		if !deleted {
@@ -264,6 +285,7 @@ func median(d []time.Duration) time.Duration {
 }
 
 type figureData struct {
+	provider, nodeImage                  string
 	rounds                               int
 	plainUp, plainDown, toolUp, toolDown time.Duration
 	pfBack, returnStep                   time.Duration
@@ -289,54 +311,28 @@ func keptSection(path string) string {
 	return ""
 }
 
-func renderFigures(kept string, f figureData) string {
+func renderFigures(kept string, all []figureData) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	w("# Figures")
 	w("")
 	w("Measured by `scripts/figures.sh` (test `TestFigures` in `test/e2e`) on %s, in one run on one machine: %s.",
 		time.Now().UTC().Format("2006-01-02"), machine())
-	w("Node image `%s`, registry image `%s` and the component images (`%s`, `%s`, `%s`), all built from source; kind library %s.",
-		nodeImage, registryImage, multusImage, sriovCNIImage, devicePluginImage, images.Kind)
-	if f.rounds > 1 {
-		w("Each figure is the median of %d rounds.", f.rounds)
+	w("Every image built from source (registry image `%s`); kind library %s.", registryImage, images.Kind)
+	w("")
+	w("| provider | plain kind, to ready | `make cluster-up`, to ready | ratio | kind delete | `make cluster-down` | ratio | every PF back |")
+	w("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	for _, f := range all {
+		w("| `%s` | %s | %s | **%.2f** | %s | %s | **%.2f** | %s |", f.provider, secs(f.plainUp), secs(f.toolUp), f.toolUp.Seconds()/f.plainUp.Seconds(),
+			secs(f.plainDown), secs(f.toolDown), f.toolDown.Seconds()/f.plainDown.Seconds(), secs(f.pfBack))
 	}
-	w("")
-	w("## A 3-node cluster, from nothing to ready")
-	w("")
-	w("| | time |")
-	w("| --- | ---: |")
-	w("| plain kind: the kind library creates 1 control plane + 2 workers (kind's defaults, same node image), until every node and every kube-system pod is Ready | %s |", secs(f.plainUp))
-	w("| `make cluster-up` with `KUBEVIRT_NUM_NODES=3`, `PF_COUNT_PER_NODE=2` (4 PFs moved, %d VFs each), until it returns | %s |", config.DefaultVFsCount, secs(f.toolUp))
-	w("| **ratio** (make cluster-up / plain kind) | **%.2f** |", f.toolUp.Seconds()/f.plainUp.Seconds())
-	w("")
-	w("`make cluster-up` does more than kind: the registry, the node fix-ups, the SR-IOV PFs and VFs, the component images")
-	w("loaded into the nodes (in the background, from before kind starts until the deployment), multus, sriov-cni and the")
-	w("device plugin deployed and waited for (DaemonSets rolled out on exactly their nodes, every pod of the cluster Ready),")
-	w("and waits for DNS and every kube-system pod by watching. The one wait left out is the allocatable")
-	w("`kubevirt.io/sriov_net` count (`SRIOV_SKIP_ALLOCATABLE_WAIT=true`): the PFs are simulated and the device plugin reads")
-	w("the kernel's sysfs, where they have no VF. Its steps in the first round:")
-	w("")
-	w("| step | time |")
-	w("| --- | ---: |")
-	for _, s := range f.steps {
-		w("| %s | %s |", s.name, s.took)
+	if len(all) > 0 && all[0].rounds > 1 {
+		w("")
+		w("Each figure is the median of %d rounds.", all[0].rounds)
 	}
-	w("")
-	w("## Tearing down")
-	w("")
-	w("| | time |")
-	w("| --- | ---: |")
-	w("| `make cluster-down`: from its start until every PF is back on the host (original name, MAC, MTU, state) | %s |", secs(f.pfBack))
-	if f.returnStep >= 0 {
-		w("| of which the tool's step \"Returning SR-IOV PFs to the host\" (the rest is make, mage and the tool starting, and the host check) | %s |", secs(f.returnStep))
+	for _, f := range all {
+		renderProvider(w, f)
 	}
-	w("| `make cluster-down`: until it returns (PFs, nodes, registry, files) | %s |", secs(f.toolDown))
-	w("| plain kind: deleting the 3-node cluster | %s |", secs(f.plainDown))
-	w("")
-	w("The PFs are veth pairs described as SR-IOV PFs by a simulated sysfs (`SRIOV_SYSFS_ROOT`); the moves between")
-	w("network namespaces are real. The old scripts left PFs to the kernel, which users saw take minutes.")
-	w("")
 	w("## Node and registry images")
 	w("")
 	imageFigures(w)
@@ -349,6 +345,47 @@ func renderFigures(kept string, f figureData) string {
 	w("")
 	w("`.ci/run` reports its own duration (unit, integration and end-to-end tests, images included).")
 	return b.String()
+}
+
+func renderProvider(w func(string, ...any), f figureData) {
+	w("")
+	w("## `%s`: a 3-node cluster, from nothing to ready", f.provider)
+	w("")
+	w("Node image `%s`.", f.nodeImage)
+	w("")
+	w("| | time |")
+	w("| --- | ---: |")
+	w("| plain kind: the kind library creates 1 control plane + 2 workers (kind's defaults, same node image), until every node and every kube-system pod is Ready | %s |", secs(f.plainUp))
+	w("| `make cluster-up` with `KUBEVIRT_PROVIDER=%s`, `KUBEVIRT_NUM_NODES=3`, `PF_COUNT_PER_NODE=2` (4 PFs moved, %d VFs each), until it returns | %s |", f.provider, config.DefaultVFsCount, secs(f.toolUp))
+	w("| **ratio** (make cluster-up / plain kind) | **%.2f** |", f.toolUp.Seconds()/f.plainUp.Seconds())
+	w("")
+	w("`make cluster-up` does more than kind: the registry, the node fix-ups, the SR-IOV PFs and VFs, the component images")
+	w("loaded into the nodes (in the background, from before kind starts until the deployment), the components deployed and")
+	w("waited for (DaemonSets rolled out on exactly their nodes, with kind-sriov the injector's Deployment and webhook, every")
+	w("pod of the cluster Ready), and waits for DNS and every kube-system pod by watching. The one wait left out is the allocatable")
+	w("`kubevirt.io/sriov_net` count (`SRIOV_SKIP_ALLOCATABLE_WAIT=true`): the PFs are simulated and the device plugin reads")
+	w("the kernel's sysfs, where they have no VF. Its steps in the first round:")
+	w("")
+	w("| step | time |")
+	w("| --- | ---: |")
+	for _, s := range f.steps {
+		w("| %s | %s |", s.name, s.took)
+	}
+	w("")
+	w("Tearing down:")
+	w("")
+	w("| | time |")
+	w("| --- | ---: |")
+	w("| `make cluster-down`: from its start until every PF is back on the host (original name, MAC, MTU, state) | %s |", secs(f.pfBack))
+	if f.returnStep >= 0 {
+		w("| of which the tool's step \"Returning SR-IOV PFs to the host\" (the rest is make, mage and the tool starting, and the host check) | %s |", secs(f.returnStep))
+	}
+	w("| `make cluster-down`: until it returns (PFs, nodes, registry, files) | %s |", secs(f.toolDown))
+	w("| plain kind: deleting the 3-node cluster | %s |", secs(f.plainDown))
+	w("")
+	w("The PFs are veth pairs described as SR-IOV PFs by a simulated sysfs (`SRIOV_SYSFS_ROOT`); the moves between")
+	w("network namespaces are real.")
+	w("")
 }
 
 func imageFigures(w func(string, ...any)) {
