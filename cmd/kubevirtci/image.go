@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
-	"github.com/kubevirt/kubevirtci-go/images"
+	"github.com/kubevirt/kubevirtci-go/internal/config"
 	"github.com/kubevirt/kubevirtci-go/internal/nodeimage"
+	"github.com/kubevirt/kubevirtci-go/providers"
 )
 
 // The image commands build, from Debian packages and Go modules only, the
@@ -19,8 +21,10 @@ func init() {
 		Help: "build the kind node image of KUBEVIRT_PROVIDER (Kubernetes v1.22.2 for kind-1.22-sriov, v1.36.1 for kind-sriov) from source into the container engine; " +
 			"env: KUBEVIRTCI_CACHE_DIR (build cache), KUBEVIRTCI_DEBIAN_MIRROR, KUBEVIRTCI_IMAGE_FORCE=1 (rebuild)",
 		Run: func(ctx context.Context, env *Env) error {
-			opts := imageOptions(env)
-			opts.Node = versionsFor(env.Getenv("KUBEVIRT_PROVIDER")).Node
+			opts, err := imageOptions(ctx, env)
+			if err != nil {
+				return err
+			}
 			ref, err := nodeimage.BuildNode(ctx, opts)
 			if err != nil {
 				return err
@@ -34,7 +38,11 @@ func init() {
 		NoConfig: true,
 		Help:     "build the local registry image (distribution v3) from source into the container engine",
 		Run: func(ctx context.Context, env *Env) error {
-			ref, err := nodeimage.BuildRegistry(ctx, imageOptions(env))
+			opts, err := imageOptions(ctx, env)
+			if err != nil {
+				return err
+			}
+			ref, err := nodeimage.BuildRegistry(ctx, opts)
 			if err != nil {
 				return err
 			}
@@ -48,8 +56,10 @@ func init() {
 		Help: "build the component images of KUBEVIRT_PROVIDER (multus, sriov-cni, the SR-IOV device plugin and, for kind-sriov, network-resources-injector) from their source archives into the container engine; " +
 			"env: " + nodeimage.EnvUpstreamDir + " (the archives' folder, default " + nodeimage.DefaultUpstreamDir + " beside the checkout)",
 		Run: func(ctx context.Context, env *Env) error {
-			opts := imageOptions(env)
-			opts.Components = versionsFor(env.Getenv("KUBEVIRT_PROVIDER")).Components
+			opts, err := imageOptions(ctx, env)
+			if err != nil {
+				return err
+			}
 			refs, err := nodeimage.BuildComponents(ctx, opts)
 			if err != nil {
 				return err
@@ -60,9 +70,20 @@ func init() {
 	})
 }
 
-func imageOptions(env *Env) nodeimage.Options {
+// imageOptions are the build options of the provider KUBEVIRT_PROVIDER
+// names (default kind-1.22-sriov): its description says what its images
+// are built from.
+func imageOptions(ctx context.Context, env *Env) (nodeimage.Options, error) {
+	name := env.Getenv(config.EnvProvider)
+	if name == "" {
+		name = config.DefaultProvider
+	}
+	d, err := providers.Lookup(name)
+	if err != nil {
+		return nodeimage.Options{}, fmt.Errorf("%s=%q: %w", config.EnvProvider, name, err)
+	}
 	return nodeimage.Options{
-		CRI:          env.CRI,
+		CRI:          env.cri(ctx),
 		SourceDir:    env.RepoRoot,
 		Runner:       env.Runner,
 		Log:          env.Log,
@@ -70,14 +91,7 @@ func imageOptions(env *Env) nodeimage.Options {
 		DebianMirror: env.Getenv("KUBEVIRTCI_DEBIAN_MIRROR"),
 		Force:        env.Getenv("KUBEVIRTCI_IMAGE_FORCE") == "1",
 		Getenv:       env.Getenv,
-	}
-}
-
-// versionsFor is what the images of a provider are built from: kind-sriov
-// builds images.V136, every other provider images.V122.
-func versionsFor(provider string) images.Versions {
-	if provider == "kind-sriov" {
-		return images.V136
-	}
-	return images.V122
+		Node:         d.Images.Node,
+		Components:   d.Images.Components,
+	}, nil
 }

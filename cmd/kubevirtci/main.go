@@ -32,7 +32,9 @@ type Env struct {
 	// RepoRoot is the checkout the tool runs from (the default home of
 	// _ci-configs).
 	RepoRoot string
-	// CRI is the container CLI binary: CRI_BIN, else the detected one.
+	// CRI is the container CLI binary: CRI_BIN, else the detected one
+	// (Env.cri finds it, for the commands that need it; the providers
+	// detect theirs themselves).
 	CRI string
 	// Config holds the validated settings (nil for commands that need none).
 	Config *config.Config
@@ -109,14 +111,6 @@ func run(cmd command, verbose bool) int {
 		}
 		env.Config = cfg
 	}
-	env.CRI = os.Getenv("CRI_BIN")
-	if env.CRI == "" {
-		if c, err := cri.Detect(ctx, "", env.Runner, nil); err == nil {
-			env.CRI = c.Bin
-		} else {
-			env.CRI = "docker"
-		}
-	}
 	if err := cmd.Run(ctx, env); err != nil {
 		fmt.Fprintf(os.Stderr, "\nkubevirtci %s failed: %v\n", cmd.Name, err)
 		if errors.Is(err, context.Canceled) {
@@ -125,6 +119,23 @@ func run(cmd command, verbose bool) int {
 		return 1
 	}
 	return 0
+}
+
+// cri returns the container CLI: CRI_BIN, else the first engine that
+// answers, else docker. It detects once per process.
+func (env *Env) cri(ctx context.Context) string {
+	if env.CRI != "" {
+		return env.CRI
+	}
+	env.CRI = env.Getenv("CRI_BIN")
+	if env.CRI == "" {
+		if c, err := cri.Detect(ctx, "", env.Runner, nil); err == nil {
+			env.CRI = c.Bin
+		} else {
+			env.CRI = "docker"
+		}
+	}
+	return env.CRI
 }
 
 // repoRoot is the nearest directory upwards from the working directory that
