@@ -316,6 +316,8 @@ func TestBadInputs(t *testing.T) {
 		{[]string{"PF_BLACKLIST", "net/eth0"}, []string{`PF_BLACKLIST="net/eth0": "net/eth0" contains '/' or ':'`}},
 		{[]string{"PF_BLACKLIST", "eth0:1"}, []string{`PF_BLACKLIST="eth0:1": "eth0:1" contains '/' or ':'`}},
 		{[]string{"PF_BLACKLIST", ".."}, []string{`PF_BLACKLIST="..": ".." is not an interface name`}},
+		{[]string{"PF_BLACKLIST", "*"}, []string{`PF_BLACKLIST="*": "*" is a pattern: entries are matched exactly`}},
+		{[]string{"PF_BLACKLIST", "ens1f0, ens*"}, []string{`PF_BLACKLIST="ens1f0, ens*": "ens*" is a pattern`, `PF_BLACKLIST="ens1f0,0000:3b:00.1"`}},
 		{[]string{"SRIOV_SYSFS_ROOT", "sys"}, []string{`SRIOV_SYSFS_ROOT="sys": not an absolute path`, "e.g. /sys"}},
 		{[]string{"SRIOV_STATE_DIR", "state"}, []string{`SRIOV_STATE_DIR="state": not an absolute path`, "e.g. /var/lib/kubevirtci/sriov"}},
 		{[]string{"CLUSTER_WAIT_TIMEOUT", "5 minutes"}, []string{`CLUSTER_WAIT_TIMEOUT="5 minutes": not a duration`, `"90s" or "5m"`, `"300"`}},

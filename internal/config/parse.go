@@ -418,6 +418,12 @@ func (l *loader) pfBlacklist() []string {
 	for _, n := range SplitList(v) {
 		if pciAddressRE.MatchString(n) {
 			n = strings.ToLower(n)
+		} else if strings.ContainsAny(n, "*?[]") {
+			// The kernel would take such a name, but no one names a NIC
+			// so: it is a pattern, which would blacklist nothing.
+			l.fail(EnvPFBlacklist, raw, false, fmt.Sprintf("%q is a pattern: entries are matched exactly, so it would blacklist nothing", n),
+				"list exact PF names or PCI addresses separated by commas or spaces, e.g. PF_BLACKLIST=\"ens1f0,0000:3b:00.1\"")
+			continue
 		} else if err := ValidateInterfaceName(n); err != nil {
 			l.fail(EnvPFBlacklist, raw, false, err.Error()+" (Linux interface names are at most 15 characters, without '/', ':' or whitespace; PCI addresses look like 0000:3b:00.0)",
 				"list exact PF names or PCI addresses separated by commas or spaces, e.g. PF_BLACKLIST=\"ens1f0,0000:3b:00.1\"")
