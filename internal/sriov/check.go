@@ -76,6 +76,9 @@ func (m *Manager) Check(ctx context.Context, workers []string) (*Plan, error) {
 	if err := m.checkVFIO(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	if err := checkState(m.opts.StateDir); err != nil {
+		errs = append(errs, err)
+	}
 	if l, err := ReadLedger(m.opts.StateDir, m.opts.Cluster); err != nil {
 		errs = append(errs, err)
 	} else if l != nil {

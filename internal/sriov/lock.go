@@ -89,6 +89,23 @@ func checkStateDir(dir string) error {
 	return nil
 }
 
+// checkState runs, before anything is created, the checks the lock makes
+// when it is taken: the state directory (when it exists) must be one no
+// other user can write to, and its lock no symbolic link.
+func checkState(dir string) error {
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil // made, as root's, when the lock is first taken
+	}
+	if err := checkStateDir(dir); err != nil {
+		return err
+	}
+	p := lockPath(dir)
+	if st, err := os.Lstat(p); err == nil && !st.Mode().IsRegular() {
+		return fmt.Errorf("SR-IOV lock %s is not a regular file (%s): the lock is never opened through a link; remove it (SRIOV_STATE_DIR=%s)", p, st.Mode().Type(), dir)
+	}
+	return nil
+}
+
 func (l *hostLock) release() {
 	if l == nil || l.f == nil {
 		return

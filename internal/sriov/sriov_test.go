@@ -1080,3 +1080,34 @@ func TestReturnNetdevsThenVFs(t *testing.T) {
 	}
 	checkAllHome(t, e, fourPFs)
 }
+
+// The host check (before anything is created) refuses what the lock would
+// refuse later: a lock that is a link, a state directory others can write.
+func TestCheckStateBeforeAnything(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := checkState(dir); err != nil {
+		t.Errorf("a state directory still to be made: %v", err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkState(dir); err != nil {
+		t.Errorf("a good state directory: %v", err)
+	}
+	if err := os.Symlink(filepath.Join(t.TempDir(), "elsewhere"), filepath.Join(dir, "lock")); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkState(dir); err == nil || !strings.Contains(err.Error(), "not a regular file") || !strings.Contains(err.Error(), "SRIOV_STATE_DIR") {
+		t.Errorf("lock through a symlink: %v", err)
+	}
+	open := filepath.Join(t.TempDir(), "open")
+	if err := os.Mkdir(open, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := checkState(open); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
+		t.Errorf("world-writable state dir: %v", err)
+	}
+}
