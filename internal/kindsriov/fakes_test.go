@@ -248,6 +248,10 @@ func (k fakeKind) Version() string { return kindcluster.LibraryVersion() }
 
 func (k fakeKind) Create(ctx context.Context, name string, cfg []byte, kubeconfig string) error {
 	k.w.mu.Lock()
+	if err := k.w.failing("kind create before the nodes"); err != nil {
+		k.w.mu.Unlock()
+		return err // e.g. the node image cannot be pulled
+	}
 	for _, n := range k.nodes {
 		k.w.pid++
 		k.w.containers[n] = &fakeContainer{Container: cri.Container{Name: n, Running: true, PID: k.w.pid}, cluster: name}

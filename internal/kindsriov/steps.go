@@ -158,7 +158,16 @@ func (p *Provider) rollback(steps []step, st *upState, cause error, interrupted 
 	// wants then, so it gets a fresh one, bounded.
 	ctx, cancel := context.WithTimeout(context.Background(), returnTimeout)
 	defer cancel()
-	undoes := func(s step) bool { return st.made[s.creates] && (interrupted || !s.inspect) }
+	// A step that failed before it made anything (kind create failing
+	// before any node exists) leaves nothing to inspect: its undo runs
+	// (it removes the files the step wrote) and it is not reported.
+	empty := map[string]bool{}
+	if st.made[madeCluster] {
+		if ok, err := p.kind.Exists(ctx, p.cfg().ClusterName); err == nil && !ok {
+			empty[madeCluster] = true
+		}
+	}
+	undoes := func(s step) bool { return st.made[s.creates] && (interrupted || !s.inspect || empty[s.creates]) }
 	pending := map[string]int{} // undo actions not yet done, per thing made
 	var failed error
 	for _, release := range []bool{false, true} {
@@ -186,6 +195,7 @@ func (p *Provider) rollback(steps []step, st *upState, cause error, interrupted 
 		s := steps[i]
 		switch {
 		case s.creates == "" || !st.made[s.creates]:
+		case empty[s.creates] && pending[s.creates] == 0:
 		case !undoes(s):
 			r.kept = append(r.kept, p.describe(s.creates))
 		case pending[s.creates] > 0:

@@ -444,3 +444,27 @@ func TestFailedCreateShowsTheKubelet(t *testing.T) {
 		t.Errorf("a node whose kubelet never ran is shown:\n%s", msg)
 	}
 }
+
+// A kind create that fails before any node exists (the node image cannot
+// be pulled, say) leaves nothing behind, and the message says so: no
+// "left for inspection" of a cluster that never was (issue 21).
+func TestFailedCreateBeforeTheNodesLeavesNothing(t *testing.T) {
+	w := hostWithOtherCluster()
+	w.fail["kind create before the nodes"] = errors.New(`failed to pull image "example.com/node:v1"`)
+	h := newHarness(t, w, nil)
+	before := h.snapshot()
+	err := h.p.Up(context.Background())
+	if err == nil {
+		t.Fatal("cluster-up succeeded")
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "Left for inspection") || strings.Contains(msg, "Undone") {
+		t.Errorf("the message names a cluster that was never created:\n%s", msg)
+	}
+	if !strings.Contains(msg, "Nothing this run created is left.") {
+		t.Errorf("the message does not say nothing is left:\n%s", msg)
+	}
+	if got := h.snapshot(); got != before {
+		t.Errorf("the host changed:\n%s\nwas\n%s", got, before)
+	}
+}
