@@ -97,3 +97,40 @@ func (p *Provider) kubectlInNode(ctx context.Context) (string, error) {
 	}
 	return "", fmt.Errorf("kubectl not found in node %s at %s; set %s to its path inside the node image", c.ControlPlaneNode(), strings.Join(candidates, ", "), config.EnvKubectlPath)
 }
+
+// checkFolder makes sure the cluster's folder (under KUBEVIRTCI_CONFIG_PATH)
+// can be made and written, before anything is created: it makes it, writes
+// a file there and removes both again when they were not there before.
+func checkFolder(dir string) error {
+	var made []string // the folders this check creates, deepest first
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return folderError(dir, err)
+		}
+		made = append(made, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	defer func() {
+		for _, d := range made {
+			os.Remove(d)
+		}
+	}()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return folderError(dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".kubevirtci-probe-")
+	if err != nil {
+		return folderError(dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+func folderError(dir string, err error) error {
+	return fmt.Errorf("%s: the cluster's files cannot be written to %s: %w; set %s to a folder you can write (default: _ci-configs in the checkout)",
+		config.EnvConfigPath, dir, err, config.EnvConfigPath)
+}

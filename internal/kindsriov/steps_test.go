@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/kubevirt/kubevirtci-go/internal/cgroupv1"
+	"github.com/kubevirt/kubevirtci-go/internal/config"
 	"github.com/kubevirt/kubevirtci-go/internal/localregistry"
 )
 
@@ -466,5 +468,34 @@ func TestFailedCreateBeforeTheNodesLeavesNothing(t *testing.T) {
 	}
 	if got := h.snapshot(); got != before {
 		t.Errorf("the host changed:\n%s\nwas\n%s", got, before)
+	}
+}
+
+// A KUBEVIRTCI_CONFIG_PATH that cannot be written is refused by name at the
+// host check, before anything is created (it failed inside kind create).
+func TestUnwritableConfigPathRefusedFirst(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, hostWithOtherCluster(), map[string]string{config.EnvConfigPath: filepath.Join(file, "nope")})
+	before := h.snapshot()
+	err := h.p.Up(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "KUBEVIRTCI_CONFIG_PATH: the cluster's files cannot be written") || !strings.Contains(err.Error(), "Nothing was changed") {
+		t.Fatalf("cluster-up: %v", err)
+	}
+	if strings.Contains(h.log.String(), "Creating kind cluster") {
+		t.Errorf("kind create ran:\n%s", h.log)
+	}
+	if got := h.snapshot(); got != before {
+		t.Errorf("the host changed:\n%s\nwas\n%s", got, before)
+	}
+	// A folder still to be made is made and removed again by the check.
+	fresh := filepath.Join(t.TempDir(), "x", "y")
+	if err := checkFolder(fresh); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Dir(fresh)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the check left %s behind (%v)", filepath.Dir(fresh), err)
 	}
 }

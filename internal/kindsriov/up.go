@@ -58,6 +58,9 @@ func (p *Provider) preflight(ctx context.Context, st *upState) error {
 		}
 		return &alreadyUpError{cluster: c.ClusterName, status: status.String()}
 	}
+	if err := checkFolder(c.StateDir()); err != nil {
+		return err
+	}
 	if err := p.checkRegistryPort(ctx); err != nil {
 		return err
 	}
