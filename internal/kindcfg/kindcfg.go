@@ -61,7 +61,6 @@ func workerJoinPatch(flags map[string]string) string {
 	return b.String()
 }
 
-
 // Cluster builds the kind cluster configuration from the settings:
 //
 //   - one control-plane node and NumNodes-1 workers, all with NodeImage;
