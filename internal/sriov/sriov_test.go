@@ -414,6 +414,20 @@ func TestUpAndReturn(t *testing.T) {
 					t.Fatalf("status lacks %q:\n%s", want, out)
 				}
 			}
+			// Status run without the sysfs root the cluster was made with
+			// (`make status` after `make sim-cluster-up`) reads the one the
+			// ledger recorded.
+			other := *e.m
+			other.sys = sysfs{root: filepath.Join(t.TempDir(), "not-the-sysfs")}
+			st, err = other.Status(context.Background(), e.nodes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf.Reset()
+			FormatStatus(&buf, st)
+			if !strings.Contains(buf.String(), "VFs 3/8") || strings.Contains(buf.String(), "no such file") {
+				t.Fatalf("status with another SRIOV_SYSFS_ROOT does not read the ledger's:\n%s", buf.String())
+			}
 
 			if err := e.m.Return(context.Background(), e.nodes); err != nil {
 				t.Fatal(err)

@@ -50,6 +50,13 @@ func (m *Manager) Status(ctx context.Context, nodes Nodes) (*Status, error) {
 		return st, err
 	}
 	st.Ledger = l
+	// The VFs are read where the cluster was made: a simulated sysfs
+	// (SRIOV_SYSFS_ROOT) is recorded in the ledger, and `make status` is
+	// run without the setting.
+	sys := m.sys
+	if l.SysfsRoot != "" && filepath.IsAbs(l.SysfsRoot) {
+		sys = sysfs{root: filepath.Clean(l.SysfsRoot)}
+	}
 	var hostLinks []linkInfo
 	var host netNamespace
 	if nodes != nil {
@@ -88,7 +95,7 @@ func (m *Manager) Status(ctx context.Context, nodes Nodes) (*Status, error) {
 				ps.Where = "missing"
 			}
 		}
-		m.readVFs(&ps)
+		m.readVFs(sys, &ps)
 		var ns *NodeStatus
 		for i := range st.Nodes {
 			if st.Nodes[i].Node == p.Node {
@@ -104,22 +111,22 @@ func (m *Manager) Status(ctx context.Context, nodes Nodes) (*Status, error) {
 	return st, nil
 }
 
-func (m *Manager) readVFs(ps *PFStatus) {
-	dev := m.sys.pciDevice(ps.PCI)
+func (m *Manager) readVFs(sys sysfs, ps *PFStatus) {
+	dev := sys.pciDevice(ps.PCI)
 	var errs []string
 	var err error
-	if ps.TotalVFs, err = m.sys.readInt(filepath.Join(dev, "sriov_totalvfs")); err != nil {
+	if ps.TotalVFs, err = sys.readInt(filepath.Join(dev, "sriov_totalvfs")); err != nil {
 		errs = append(errs, err.Error())
 	}
-	if ps.NumVFs, err = m.sys.readInt(filepath.Join(dev, "sriov_numvfs")); err != nil {
+	if ps.NumVFs, err = sys.readInt(filepath.Join(dev, "sriov_numvfs")); err != nil {
 		errs = append(errs, err.Error())
 	}
-	vfs, err := m.virtfns(ps.PCI)
+	vfs, err := virtfns(sys, ps.PCI)
 	if err != nil {
 		errs = append(errs, err.Error())
 	}
 	for i, vf := range vfs {
-		drv, _ := linkBase(filepath.Join(m.sys.pciDevice(vf), "driver"))
+		drv, _ := linkBase(filepath.Join(sys.pciDevice(vf), "driver"))
 		ps.VFs = append(ps.VFs, VFStatus{Index: i, PCI: vf, Driver: drv})
 	}
 	ps.Err = strings.Join(errs, "; ")

@@ -26,8 +26,11 @@ func (m *Manager) ensureVFIO(ctx context.Context) error {
 }
 
 // virtfns returns the addresses of a PF's VFs, by VF index.
-func (m *Manager) virtfns(pci string) ([]string, error) {
-	dev := m.sys.pciDevice(pci)
+func (m *Manager) virtfns(pci string) ([]string, error) { return virtfns(m.sys, pci) }
+
+// virtfns lists the VFs of the PF at pci, by index, in sys.
+func virtfns(sys sysfs, pci string) ([]string, error) {
+	dev := sys.pciDevice(pci)
 	matches, err := filepath.Glob(filepath.Join(dev, "virtfn*"))
 	if err != nil {
 		return nil, err
