@@ -10,9 +10,9 @@
 #      image:node image:registry image:components`; each
 #      skips when its image is up to date; the components' source archives
 #      come from KUBEVIRTCI_UPSTREAM_DIR);
-#   3. TestProof (internal/nodeimage): a plain kind cluster from the node
-#      image, with DNS, pod-to-pod traffic across nodes and the registry
-#      checked;
+#   3. TestProof (internal/nodeimage), for each node image (Kubernetes 1.22
+#      and 1.36): a plain kind cluster from it, with DNS, pod-to-pod traffic
+#      across nodes, a privileged pod and the registry checked;
 #   4. go test ./test/e2e/... with KUBEVIRTCI_E2E=1. A suite that cannot
 #      run (no root, no docker engine) fails instead of skipping.
 #
@@ -38,8 +38,10 @@ log "node, registry and component images (built from source, reused when up to d
 # would otherwise pick podman (TestScenarioPodman copies what it needs).
 CRI_BIN=docker scripts/mage.sh image:node image:registry image:components
 
-log "proof of the node and registry images (TestProof: DNS, pod to pod across nodes, a push and a pull through the registry)"
-go test -count=1 -timeout 60m -run '^TestProof$' ./internal/nodeimage/
+log "proof of both node images and the registry image (TestProof: DNS, pod to pod across nodes, a push and a pull through the registry)"
+for node in 1.22 1.36; do
+	KUBEVIRTCI_PROOF_NODE=$node go test -count=1 -timeout 60m -run '^TestProof$' ./internal/nodeimage/
+done
 
 log "end-to-end tests"
 args=(-count=1 -timeout "${E2E_TIMEOUT:-60m}" -v)
