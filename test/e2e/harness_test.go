@@ -223,8 +223,8 @@ func (c *cluster) k8sVersion() string {
 	}
 	return images.Node122.Kubernetes
 }
-func (c *cluster) kubeconfig() string  { return filepath.Join(c.stateFolder(), ".kubeconfig") }
-func (c *cluster) ledgerPath() string  { return filepath.Join(c.stateDir, c.name+".json") }
+func (c *cluster) kubeconfig() string { return filepath.Join(c.stateFolder(), ".kubeconfig") }
+func (c *cluster) ledgerPath() string { return filepath.Join(c.stateDir, c.name+".json") }
 
 func (c *cluster) hostPort() int {
 	if c.name == config.DefaultClusterName {
