@@ -11,7 +11,7 @@ bin=$root/_out/bin/mage-targets
 mkdir -p "$root/_out/bin"
 
 stale() {
-    [ ! -x "$bin" ] || [ -n "$(find "$root/magefiles" "$root/go.mod" "$root/go.sum" -newer "$bin" -print -quit)" ]
+    [ ! -x "$bin" ] || [ -n "$(find "$root/magefiles" "$root/internal/toolbuild" "$root/go.mod" "$root/go.sum" -type f -newer "$bin" -print -quit)" ]
 }
 
 if stale; then
