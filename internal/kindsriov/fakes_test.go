@@ -501,6 +501,12 @@ func newHarness(t *testing.T, w *world, env map[string]string) *harness {
 			return nil
 		},
 		unifiedCgroups: func() (bool, error) { return false, nil },
+		lockCluster: func(ctx context.Context) (func(), error) {
+			c := p.cfg()
+			return sriov.LockCluster(ctx, c.SRIOVStateDir, c.ClusterName, time.Minute, func(holder string) {
+				p.env.Log.Infof("Waiting for another cluster-up of cluster %s (%s)", c.ClusterName, holder)
+			})
+		},
 		portFree:       func(int) error { return nil },
 		serving:        func(context.Context, int, time.Duration) error { return nil },
 		deploy: func(ctx context.Context, rc *rest.Config, params components.Params) error {

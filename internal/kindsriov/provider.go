@@ -76,6 +76,10 @@ type nicManager interface {
 
 var _ nicManager = (*sriov.Manager)(nil)
 
+// clusterLockTimeout bounds the wait for another cluster-up of the same
+// cluster: a slow one takes minutes, not this long.
+const clusterLockTimeout = 30 * time.Minute
+
 // deps are the provider's boundaries: the real ones in production, fakes
 // in the orchestration tests.
 type deps struct {
@@ -98,6 +102,9 @@ type deps struct {
 	// removeCgroups removes them.
 	hiddenCgroups func() ([]cgroupv1.Hierarchy, error)
 	removeCgroups func([]cgroupv1.Hierarchy) error
+	// lockCluster takes the host-wide lock of this cluster's cluster-up,
+	// waiting while another process holds it.
+	lockCluster func(ctx context.Context) (release func(), err error)
 	// unifiedCgroups tells a cgroup v2 host from a v1 or hybrid one.
 	unifiedCgroups func() (bool, error)
 	// hook, when set, runs before (after=false) and after each step's do;
@@ -137,8 +144,14 @@ func realDeps(p *Provider) deps {
 		hiddenCgroups:  func() ([]cgroupv1.Hierarchy, error) { return cgroupv1.Find("/proc") },
 		removeCgroups:  cgroupv1.Remove,
 		unifiedCgroups: cgroupv1.Unified,
-		portFree:       config.CheckPortFree,
-		serving:        localregistry.WaitServing,
+		lockCluster: func(ctx context.Context) (func(), error) {
+			c := p.cfg()
+			return sriov.LockCluster(ctx, c.SRIOVStateDir, c.ClusterName, clusterLockTimeout, func(holder string) {
+				p.env.Log.Infof("Waiting for another cluster-up of cluster %s to end (%s)", c.ClusterName, holder)
+			})
+		},
+		portFree: config.CheckPortFree,
+		serving:  localregistry.WaitServing,
 		deploy: func(ctx context.Context, rc *rest.Config, params components.Params) error {
 			a, err := kubeapply.NewForConfig(rc, FieldManager)
 			if err != nil {

@@ -104,6 +104,13 @@ func (p *Provider) Up(ctx context.Context) (err error) {
 	if err := c.RequireNodes(2, "SR-IOV PFs are moved into worker nodes"); err != nil {
 		return err
 	}
+	// One cluster-up per cluster at a time, host-wide: a second one waits
+	// for the first, then finds the cluster up and says so.
+	release, err := p.deps.lockCluster(ctx)
+	if err != nil {
+		return fmt.Errorf("%w\n\nNothing was changed", err)
+	}
+	defer release()
 	steps := p.steps()
 	st := &upState{made: map[string]bool{}}
 	defer st.stopLoadingImages()

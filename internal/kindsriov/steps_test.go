@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kubevirt/kubevirtci-go/internal/cgroupv1"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
 	"github.com/kubevirt/kubevirtci-go/internal/localregistry"
+	"github.com/kubevirt/kubevirtci-go/internal/sriov"
 )
 
 // The orchestration of cluster-up and cluster-down, on fakes of the
@@ -497,5 +499,61 @@ func TestUnwritableConfigPathRefusedFirst(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Dir(fresh)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the check left %s behind (%v)", filepath.Dir(fresh), err)
+	}
+}
+
+// Two cluster-ups of one cluster started together (two terminals, a
+// retried CI job): the second waits for the first, saying so, and then
+// answers as cluster-up on a live cluster does; nothing of the first is
+// touched (issue 21: the second failed on docker's name conflict and
+// reported the first one's cluster as its own leftover).
+func TestSecondUpOfTheSameClusterWaits(t *testing.T) {
+	w := hostWithOtherCluster()
+	dirs := map[string]string{
+		config.EnvConfigPath:    filepath.Join(t.TempDir(), "_ci-configs"),
+		config.EnvSRIOVStateDir: filepath.Join(t.TempDir(), "sriov-state"),
+	}
+	first, second := newHarness(t, w, dirs), newHarness(t, w, dirs)
+	atCreate, proceed, waiting := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	first.p.deps.hook = func(ctx context.Context, step string, after bool) error {
+		if strings.HasPrefix(step, "Creating kind cluster") && !after {
+			close(atCreate)
+			<-proceed
+		}
+		return nil
+	}
+	second.p.deps.lockCluster = func(ctx context.Context) (func(), error) {
+		c := second.p.cfg()
+		return sriov.LockCluster(ctx, c.SRIOVStateDir, c.ClusterName, time.Minute, func(holder string) {
+			if !strings.Contains(holder, "cluster-up of sriov") {
+				t.Errorf("the lock names its holder %q", holder)
+			}
+			close(waiting)
+		})
+	}
+	firstErr := make(chan error, 1)
+	go func() { firstErr <- first.p.Up(context.Background()) }()
+	<-atCreate
+	secondErr := make(chan error, 1)
+	go func() { secondErr <- second.p.Up(context.Background()) }()
+	select {
+	case <-waiting:
+	case err := <-secondErr:
+		t.Fatalf("the second cluster-up did not wait: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the second cluster-up neither waited nor ended")
+	}
+	close(proceed)
+	if err := <-firstErr; err != nil {
+		t.Fatalf("first cluster-up: %v\n%s", err, first.log)
+	}
+	up := first.snapshot()
+	err := <-secondErr
+	var already *alreadyUpError
+	if !errors.As(err, &already) {
+		t.Fatalf("second cluster-up: %v, want the cluster is already up", err)
+	}
+	if got := first.snapshot(); got != up {
+		t.Errorf("the second cluster-up changed the host:\n%s\nwas\n%s", got, up)
 	}
 }

@@ -23,13 +23,34 @@ func lockPath(stateDir string) string { return filepath.Join(stateDir, "lock") }
 // acquireLock waits (bounded by timeout and ctx) for the lock. notify is
 // called once if the lock is busy, with what the holder wrote in the file.
 func acquireLock(ctx context.Context, stateDir, who string, timeout time.Duration, notify func(holder string)) (*hostLock, error) {
+	return acquireLockFile(ctx, stateDir, lockPath(stateDir), who, timeout, notify)
+}
+
+// ClusterLockPath is the lock that one cluster-up of a cluster holds from
+// start to end, host-wide, so that a second one (two terminals, a retried
+// CI job) waits and then finds the cluster up, instead of racing the first.
+func ClusterLockPath(stateDir, cluster string) string {
+	return filepath.Join(stateDir, "cluster-up-"+cluster+".lock")
+}
+
+// LockCluster takes ClusterLockPath, waiting for it (bounded by timeout
+// and ctx); notify is called once if another process holds it, with what
+// that one wrote in it. release gives it back.
+func LockCluster(ctx context.Context, stateDir, cluster string, timeout time.Duration, notify func(holder string)) (release func(), err error) {
+	l, err := acquireLockFile(ctx, stateDir, ClusterLockPath(stateDir, cluster), "cluster-up of "+cluster, timeout, notify)
+	if err != nil {
+		return nil, err
+	}
+	return l.release, nil
+}
+
+func acquireLockFile(ctx context.Context, stateDir, p, who string, timeout time.Duration, notify func(holder string)) (*hostLock, error) {
 	if err := os.MkdirAll(stateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("SR-IOV state directory (SRIOV_STATE_DIR=%s): %w", stateDir, err)
 	}
 	if err := checkStateDir(stateDir); err != nil {
 		return nil, err
 	}
-	p := lockPath(stateDir)
 	// Not through a symbolic link: the file is truncated and written.
 	fd, err := unix.Open(p, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
 	if err != nil {
@@ -64,7 +85,7 @@ func acquireLock(ctx context.Context, stateDir, who string, timeout time.Duratio
 	}
 	// Tell whoever waits next who holds it.
 	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(fmt.Sprintf("%s (pid %d) since %s\n", who, os.Getpid(), time.Now().Format(time.RFC3339))), 0)
+		_, _ = f.WriteAt([]byte(fmt.Sprintf("%s (pid %d) since %s\n", who, os.Getpid(), time.Now().Format(time.RFC3339))), 0)
 	}
 	return &hostLock{f: f}, nil
 }
