@@ -507,8 +507,8 @@ func newHarness(t *testing.T, w *world, env map[string]string) *harness {
 				p.env.Log.Infof("Waiting for another cluster-up of cluster %s (%s)", c.ClusterName, holder)
 			})
 		},
-		portFree:       func(int) error { return nil },
-		serving:        func(context.Context, int, time.Duration) error { return nil },
+		portFree: func(int) error { return nil },
+		serving:  func(context.Context, int, time.Duration) error { return nil },
 		deploy: func(ctx context.Context, rc *rest.Config, params components.Params) error {
 			h.deployed++
 			return nil
