@@ -505,13 +505,13 @@ func sorted(in []string) []string {
 // commonest mistake there is: it must say the cluster is up (with the
 // status), fail, and change nothing: the workers keep their PFs and the
 // ledger stays as it was.
-func checkUpAgain(t *testing.T, c *cluster, pfs *pfSet) {
+func checkUpAgain(t *testing.T, c *cluster, pfs *pfSet, perNode int) {
 	t.Helper()
 	before, err := os.ReadFile(c.ledgerPath())
 	if err != nil {
 		t.Fatal(err)
 	}
-	held := pfs.checkHeld(t, c, 2)
+	held := pfs.checkHeld(t, c, perNode)
 	// Not c.run: that refuses to start a cluster-up on a running cluster.
 	p := startProc(t, c.name+" cluster-up again", c.environ(), nil, "make", "-C", repoRoot, "--no-print-directory", "cluster-up")
 	err = p.wait(upTimeout)
@@ -531,7 +531,7 @@ func checkUpAgain(t *testing.T, c *cluster, pfs *pfSet) {
 	if err != nil || !bytes.Equal(before, after) {
 		t.Errorf("the ledger changed (%v):\nbefore %s\nafter  %s", err, before, after)
 	}
-	if again := pfs.checkHeld(t, c, 2); fmt.Sprint(again) != fmt.Sprint(held) {
+	if again := pfs.checkHeld(t, c, perNode); fmt.Sprint(again) != fmt.Sprint(held) {
 		t.Errorf("PFs held before %v, after %v", held, again)
 	}
 }

@@ -84,7 +84,7 @@ func TestScenarioOne(t *testing.T) {
 			}
 		}
 	})
-	t.Run("cluster-up again", func(t *testing.T) { checkUpAgain(t, c, pfs) })
+	t.Run("cluster-up again", func(t *testing.T) { checkUpAgain(t, c, pfs, 2) })
 	var synced string
 	t.Run("cluster-sync", func(t *testing.T) { synced = checkSync(t, c, runID) })
 	t.Run("multus secondary network", func(t *testing.T) {

@@ -49,7 +49,7 @@ func TestScenarioKindSRIOV(t *testing.T) {
 	t.Run("injector running", func(t *testing.T) { checkInjectorRunning(t, c) })
 	t.Run("injector at work", func(t *testing.T) { checkInjectorWorks(t, c) })
 	t.Run("files", func(t *testing.T) { checkFiles(t, c) })
-	t.Run("cluster-up again", func(t *testing.T) { checkUpAgain(t, c, pfs) })
+	t.Run("cluster-up again", func(t *testing.T) { checkUpAgain(t, c, pfs, 1) })
 	var synced string
 	t.Run("cluster-sync", func(t *testing.T) { synced = checkSync(t, c, runID) })
 	t.Run("multus secondary network", func(t *testing.T) {
