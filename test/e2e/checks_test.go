@@ -535,3 +535,22 @@ func checkUpAgain(t *testing.T, c *cluster, pfs *pfSet, perNode int) {
 		t.Errorf("PFs held before %v, after %v", held, again)
 	}
 }
+
+// syncUseAndDown ends a scenario: `make cluster-sync` of the image built
+// for the run (runID), two pods on a multus secondary network made of it,
+// then `make cluster-down`, nothing left and every PF back.
+func syncUseAndDown(t *testing.T, c *cluster, pfs *pfSet, runID string) {
+	t.Helper()
+	var synced string
+	t.Run("cluster-sync", func(t *testing.T) { synced = checkSync(t, c, runID) })
+	t.Run("multus secondary network", func(t *testing.T) {
+		if synced == "" {
+			t.Skip("no synced image to run (the cluster-sync check failed)")
+		}
+		checkSecondaryNetwork(t, c, synced)
+	})
+
+	c.down()
+	t.Run("nothing left", func(t *testing.T) { checkGone(t, c) })
+	t.Run("PFs back", func(t *testing.T) { pfs.checkBack(t) })
+}

@@ -85,16 +85,5 @@ func TestScenarioOne(t *testing.T) {
 		}
 	})
 	t.Run("cluster-up again", func(t *testing.T) { checkUpAgain(t, c, pfs, 2) })
-	var synced string
-	t.Run("cluster-sync", func(t *testing.T) { synced = checkSync(t, c, runID) })
-	t.Run("multus secondary network", func(t *testing.T) {
-		if synced == "" {
-			t.Skip("no synced image to run (the cluster-sync check failed)")
-		}
-		checkSecondaryNetwork(t, c, synced)
-	})
-
-	c.down()
-	t.Run("nothing left", func(t *testing.T) { checkGone(t, c) })
-	t.Run("PFs back", func(t *testing.T) { pfs.checkBack(t) })
+	syncUseAndDown(t, c, pfs, runID)
 }

@@ -50,18 +50,7 @@ func TestScenarioKindSRIOV(t *testing.T) {
 	t.Run("injector at work", func(t *testing.T) { checkInjectorWorks(t, c) })
 	t.Run("files", func(t *testing.T) { checkFiles(t, c) })
 	t.Run("cluster-up again", func(t *testing.T) { checkUpAgain(t, c, pfs, 1) })
-	var synced string
-	t.Run("cluster-sync", func(t *testing.T) { synced = checkSync(t, c, runID) })
-	t.Run("multus secondary network", func(t *testing.T) {
-		if synced == "" {
-			t.Skip("no synced image to run (the cluster-sync check failed)")
-		}
-		checkSecondaryNetwork(t, c, synced)
-	})
-
-	c.down()
-	t.Run("nothing left", func(t *testing.T) { checkGone(t, c) })
-	t.Run("PFs back", func(t *testing.T) { pfs.checkBack(t) })
+	syncUseAndDown(t, c, pfs, runID)
 }
 
 // checkInjectorRunning: network-resources-injector's Deployment has rolled
