@@ -253,12 +253,23 @@ func checkSRIOVCNI(t *testing.T, cni string, e *vmEnv, nodePID int, a Assignment
 	const mac, vlan = "02:00:00:00:00:42", 100
 	conf := fmt.Sprintf(`{"cniVersion":"0.3.1","name":"sriov-net","type":"sriov","deviceID":%q,"vlan":%d,"mac":%q}`, vf, vlan, mac)
 	before := vfInfo(t, nodePID, pf, index)
-	for _, cmd := range []string{"ADD", "DEL"} {
+	run := func(cmd string) ([]byte, error) {
 		c := inNode(nodePID, "", cni)
 		c.Env = append(os.Environ(), "CNI_COMMAND="+cmd, "CNI_CONTAINERID=vmtest", "CNI_IFNAME=net1", "CNI_PATH=/",
 			fmt.Sprintf("CNI_NETNS=/proc/%d/ns/net", pod.Process.Pid))
 		c.Stdin = strings.NewReader(conf)
-		out, err := c.CombinedOutput()
+		return c.CombinedOutput()
+	}
+	for _, cmd := range []string{"ADD", "DEL"} {
+		out, err := run(cmd)
+		if cmd == "DEL" && delFailsOnce[filepath.Base(cni)] {
+			if err == nil || !strings.Contains(string(out), "failed to get netlink device with name net1") {
+				t.Errorf("%s: DEL %s did not fail as it is known to (%v; %s): the bug is fixed, drop it from delFailsOnce", filepath.Base(cni), vf, err, out)
+			} else {
+				t.Logf("%s: DEL %s failed as it is known to (%s); the runtime sends DEL again", filepath.Base(cni), vf, strings.Join(strings.Fields(string(out)), " "))
+				out, err = run(cmd)
+			}
+		}
 		if err != nil {
 			t.Fatalf("sriov-cni %s %s: %v\n%s", cmd, vf, err, out)
 		}
@@ -282,6 +293,19 @@ func checkSRIOVCNI(t *testing.T, cni string, e *vmEnv, nodePID int, a Assignment
 		}
 	}
 }
+
+// delFailsOnce are the sriov-cni builds whose DEL of a VF bound to a
+// userspace driver (vfio-pci, KubeVirt's) fails the first time: v2.9.0
+// does not keep DPDKMode in its cache (the field is `json:"-"`), so DEL
+// takes the VF for a kernel one and looks for the pod's interface, which a
+// vfio-pci VF never had (upstream: k8snetworkplumbingwg/sriov-cni pull
+// request 346, "Fix error on Del cmd for user space drivers"). It fails
+// after it restored the VF's MAC and VLAN and removed its cache, so the DEL
+// that the runtime sends again succeeds (without releasing its PCI
+// allocation record, which the next ADD ignores once the pod's network
+// namespace is gone). The test holds the build to exactly that: one failed
+// DEL with that error, then a DEL that succeeds and leaves the VF as it was.
+var delFailsOnce = map[string]bool{"sriov-v2.9.0": true}
 
 // vfParent finds the PF of a VF among an assignment's PFs, and its index.
 func vfParent(t *testing.T, a Assignment, vf string) (string, int) {
