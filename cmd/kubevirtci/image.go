@@ -64,7 +64,7 @@ func init() {
 			if err != nil {
 				return err
 			}
-			env.Log.Infof("component images: %s (use them with MULTUS_IMAGE, SRIOV_CNI_IMAGE, SRIOV_DEVICE_PLUGIN_IMAGE)", strings.Join(refs, " "))
+			env.Log.Infof("component images: %s (use them with MULTUS_IMAGE, SRIOV_CNI_IMAGE, SRIOV_DEVICE_PLUGIN_IMAGE, NETWORK_RESOURCES_INJECTOR_IMAGE, or KUBEVIRTCI_SOURCE_IMAGES=true)", strings.Join(refs, " "))
 			return nil
 		},
 	})

@@ -18,7 +18,7 @@ import (
 )
 
 // EnvUpstreamDir is the setting that names the folder holding the
-// components' source archives (images.Multus.Archive() and the others).
+// components' source archives (<project>-<tag>.tar.gz, UpstreamSource.Archive).
 const EnvUpstreamDir = "KUBEVIRTCI_UPSTREAM_DIR"
 
 // DefaultUpstreamDir is where the archives are looked for when
