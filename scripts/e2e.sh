@@ -33,10 +33,11 @@ start=$(date +%s)
 log "host set-up (docker, and podman for its scenario)"
 scripts/host-setup.sh --podman
 
-log "node, registry and component images (built from source, reused when up to date)"
+log "node, registry and component images of both providers (built from source, reused when up to date)"
 # Into docker, which the suite drives: with podman set up too, the tool
 # would otherwise pick podman (TestScenarioPodman copies what it needs).
-CRI_BIN=docker scripts/mage.sh image:node image:registry image:components
+CRI_BIN=docker KUBEVIRT_PROVIDER=kind-1.22-sriov scripts/mage.sh image:node image:registry image:components
+CRI_BIN=docker KUBEVIRT_PROVIDER=kind-sriov scripts/mage.sh image:node image:components
 
 log "proof of both node images and the registry image (TestProof: DNS, pod to pod across nodes, a push and a pull through the registry)"
 for node in 1.22 1.36; do
