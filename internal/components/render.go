@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/kubevirt/kubevirtci-go/images"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
 	"github.com/kubevirt/kubevirtci-go/internal/kubeapply"
 	"github.com/kubevirt/kubevirtci-go/manifests"
@@ -23,15 +24,21 @@ import (
 
 // Default values of Params.
 const (
-	DefaultResourcePrefix    = "kubevirt.io"
-	DefaultResourceName      = "sriov_net"
-	DefaultNodeLabelKey      = "sriov_capable"
-	DefaultNodeLabelValue    = "true"
-	DefaultVFDriver          = "vfio-pci"
-	DefaultNamespace         = "sriov"
-	DefaultMultusImage       = "ghcr.io/k8snetworkplumbingwg/multus-cni:v3.8"
-	DefaultSRIOVCNIImage     = "ghcr.io/k8snetworkplumbingwg/sriov-cni:v2.7.0"
-	DefaultDevicePluginImage = "ghcr.io/k8snetworkplumbingwg/sriov-network-device-plugin:v3.4.0"
+	DefaultResourcePrefix = "kubevirt.io"
+	DefaultResourceName   = "sriov_net"
+	DefaultNodeLabelKey   = "sriov_capable"
+	DefaultNodeLabelValue = "true"
+	DefaultVFDriver       = "vfio-pci"
+	DefaultNamespace      = "sriov"
+)
+
+// The images of DefaultParams: kind-1.22-sriov's upstream ones (each
+// provider passes its own; images/versions.go owns the tags).
+var (
+	DefaultMultusImage       = images.Components122.Multus.UpstreamImage()
+	DefaultSRIOVCNIImage     = images.Components122.SRIOVCNI.UpstreamImage()
+	DefaultDevicePluginImage = images.Components122.SRIOVDevicePlugin.UpstreamImage()
+	exampleInjectorImage     = images.Components136.Injector.UpstreamImage()
 )
 
 // MultusNamespace is where multus runs; it is not configurable.
@@ -129,7 +136,7 @@ func (p Params) Validate() error {
 		{"MULTUS_IMAGE", p.MultusImage, DefaultMultusImage},
 		{"SRIOV_CNI_IMAGE", p.SRIOVCNIImage, DefaultSRIOVCNIImage},
 		{"SRIOV_DEVICE_PLUGIN_IMAGE", p.DevicePluginImage, DefaultDevicePluginImage},
-		{"NETWORK_RESOURCES_INJECTOR_IMAGE", p.InjectorImage, "ghcr.io/k8snetworkplumbingwg/network-resources-injector:v1.9.0"},
+		{"NETWORK_RESOURCES_INJECTOR_IMAGE", p.InjectorImage, exampleInjectorImage},
 	} {
 		if img.value == "" && img.setting == "NETWORK_RESOURCES_INJECTOR_IMAGE" {
 			continue

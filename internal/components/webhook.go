@@ -12,14 +12,16 @@ import (
 )
 
 // InjectorWebhook is the MutatingWebhookConfiguration that
-// network-resources-injector's installer job registers: its -name
-// argument, "network-resources-injector", and "-mutating-config".
+// network-resources-injector's installer (an init container of its
+// Deployment) registers: its -name argument, "network-resources-injector",
+// and "-mutating-config".
 const InjectorWebhook = "network-resources-injector-mutating-config"
 
 // waitWebhook waits until the MutatingWebhookConfiguration name exists.
-// The installer job creates it once, right after the TLS secret the
-// webhook's pods need, so by the time the Deployment has rolled out it is
-// there or about to be: a short poll, not a watch, is enough.
+// The installer that wins the race to the TLS secret creates it right
+// after the secret, before its pod starts, so by the time the Deployment
+// has rolled out it is there or about to be: a short poll, not a watch, is
+// enough.
 func waitWebhook(ctx context.Context, client kubernetes.Interface, name string, timeout time.Duration) error {
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		_, err := client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
@@ -29,7 +31,7 @@ func waitWebhook(ctx context.Context, client kubernetes.Interface, name string, 
 		return err == nil, err
 	})
 	if err != nil {
-		return fmt.Errorf("MutatingWebhookConfiguration %s not registered within %s (the installer job registers it; see its logs): %w", name, timeout, err)
+		return fmt.Errorf("MutatingWebhookConfiguration %s not registered within %s (the installer init container of network-resources-injector's pods registers it; see its logs): %w", name, timeout, err)
 	}
 	return nil
 }
