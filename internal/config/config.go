@@ -126,6 +126,13 @@ type Config struct {
 	RegistryImage    string // REGISTRY_IMAGE
 	RegistryHostPort int    // HOST_PORT, else 5000 for CLUSTER_NAME=sriov and 5001 otherwise
 	IPFamily         string // IPFAMILY: ipv4 (default), ipv6 or dual
+	// RegistryMirrors (REGISTRY_MIRRORS): the nodes pull each upstream
+	// host's images from its mirrors first, then from the host itself.
+	RegistryMirrors []Mirror
+	// RegistryProxy (REGISTRY_PROXY) is the host:port of a
+	// docker-registry-proxy the nodes' containerd pulls through; with
+	// CI=true it defaults to kubevirtci CI's. "" for none.
+	RegistryProxy string
 	// SR-IOV
 	PFCountPerNode int      // PF_COUNT_PER_NODE, default 1
 	PFBlacklist    []string // PF_BLACKLIST, exact interface names
@@ -146,7 +153,8 @@ type Config struct {
 	SyncSources   []string // SYNC_SOURCES: OCI layout dirs or image tarballs, absolute
 	SyncManifests []string // SYNC_MANIFESTS: manifest files or folders, absolute
 
-	numNodesSet bool // KUBEVIRT_NUM_NODES was given (for messages)
+	numNodesSet      bool // KUBEVIRT_NUM_NODES was given (for messages)
+	registryProxySet bool // REGISTRY_PROXY was given (for messages)
 	hostPortSet bool // HOST_PORT was given (for messages)
 }
 
@@ -198,6 +206,11 @@ func Load(getenv func(string) string, repoRoot string, defaults func(provider st
 	c.RegistryImage = l.image(EnvRegistryImage, d.RegistryImage)
 	c.RegistryHostPort, c.hostPortSet = l.hostPort(c.ClusterName)
 	c.IPFamily = l.ipFamily()
+	c.RegistryMirrors = l.registryMirrors()
+	c.RegistryProxy = l.registryProxy(c.CI)
+	if v, _ := l.get(EnvRegistryProxy); v != "" {
+		c.registryProxySet = true
+	}
 	l.unsupported(EnvUseDRA, c.Provider, "the SR-IOV DRA driver is not supported yet: the provider deploys the SR-IOV network device plugin", "unset it, or set it to false")
 
 	c.PFCountPerNode = l.integer(EnvPFCountPerNode, DefaultPFCountPerNode, 1, 64, "e.g. 1 (PFs moved into each worker node)")
@@ -302,6 +315,10 @@ func (c *Config) KindVersionAtLeast(v string) bool {
 	}
 	return have.AtLeast(version.MustParseSemantic(v))
 }
+
+// RegistryProxyDefaulted reports whether RegistryProxy is CI=true's
+// default rather than REGISTRY_PROXY's value.
+func (c *Config) RegistryProxyDefaulted() bool { return !c.registryProxySet }
 
 // RequireNodes returns an error naming KUBEVIRT_NUM_NODES when the cluster has
 // fewer than min nodes (the control plane counts as one). why says what needs

@@ -16,11 +16,12 @@ import (
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 
 	"github.com/kubevirt/kubevirtci-go/internal/config"
+	"github.com/kubevirt/kubevirtci-go/internal/localregistry"
 )
 
 // CertsDir is containerd's registry host configuration folder. Each registry
 // gets <CertsDir>/<host[:port]>/hosts.toml.
-const CertsDir = "/etc/containerd/certs.d"
+const CertsDir = localregistry.CertsDir
 
 // VersionAwarePatchesKind is the first kind release that applies a containerd
 // config patch only to a node whose config.toml has the same `version`

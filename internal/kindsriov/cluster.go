@@ -34,8 +34,10 @@ func (p *Provider) createCluster(ctx context.Context, st *upState) error {
 		return err
 	}
 	st.nodes = nodes
-	if st.imageLoad != nil {
-		close(st.imageLoad.created)
+	if c.RegistryProxy == "" {
+		// With a proxy, the imports wait until the proxy's setup has
+		// restarted containerd (setupProxy).
+		st.nodesReady()
 	}
 	return os.Chmod(c.KubeconfigPath(), 0o600)
 }

@@ -141,6 +141,18 @@ func (p *Provider) waitLoadingImages(ctx context.Context, st *upState) error {
 	return nil
 }
 
+// nodesReady lets the background load import into the nodes: they exist
+// and their containerd will not be restarted.
+func (st *upState) nodesReady() {
+	if l := st.imageLoad; l != nil {
+		select {
+		case <-l.created:
+		default:
+			close(l.created)
+		}
+	}
+}
+
 // stopLoadingImages ends a background load that is still running (Up
 // failed before waiting for it).
 func (st *upState) stopLoadingImages() {

@@ -63,14 +63,21 @@ type world struct {
 	kubeletLog map[string]string
 	// cgroups are the hidden cgroup v1 hierarchies on the host.
 	cgroups []cgroupv1.Hierarchy
+	// scripts are the shell scripts run in each node (sh -s, bash -s),
+	// in order.
+	scripts map[string][]string
+	// proxySetup is what the registry proxy serves at /setup/systemd.
+	proxySetup string
 	// fail makes the named operation fail once: "kind create",
 	// "kind delete", "registry run", "nics up", "nics up no rollback",
-	// "return netdevs".
+	// "return netdevs", "proxy" (the proxy does not answer), "bash -s"
+	// (a script in a node).
 	fail map[string]error
 }
 
 func newWorld(pfs ...string) *world {
-	w := &world{containers: map[string]*fakeContainer{}, images: map[string]bool{"quay.io/kubevirtci/library-registry:2.7.1": true}, ledgers: map[string][]string{}, fail: map[string]error{}}
+	w := &world{containers: map[string]*fakeContainer{}, images: map[string]bool{"quay.io/kubevirtci/library-registry:2.7.1": true}, ledgers: map[string][]string{}, scripts: map[string][]string{}, fail: map[string]error{},
+		proxySetup: "echo 'Environment=\"HTTPS_PROXY=http://proxy:3128/\"' >> /etc/systemd/system/docker.service.d/http-proxy.conf\nsystemctl restart docker.service\n"}
 	for _, n := range pfs {
 		w.pfs = append(w.pfs, &fakePF{name: n, origVF: 0})
 	}
@@ -210,6 +217,17 @@ func (e fakeEngine) ExecInput(ctx context.Context, stdin io.Reader, name string,
 		e.w.mu.Lock()
 		defer e.w.mu.Unlock()
 		return []byte(e.w.kubeletLog[name]), nil
+	case "sh", "bash":
+		script, err := io.ReadAll(stdin)
+		if err != nil {
+			return nil, err
+		}
+		e.w.mu.Lock()
+		defer e.w.mu.Unlock()
+		e.w.scripts[name] = append(e.w.scripts[name], string(script))
+		if args[0] == "bash" {
+			return nil, e.w.failing("bash -s")
+		}
 	}
 	return nil, nil
 }
@@ -509,6 +527,14 @@ func newHarness(t *testing.T, w *world, env map[string]string) *harness {
 		},
 		portFree: func(int) error { return nil },
 		serving:  func(context.Context, int, time.Duration) error { return nil },
+		fetchProxySetup: func(ctx context.Context, proxy string) ([]byte, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if err := w.failing("proxy"); err != nil {
+				return nil, err
+			}
+			return []byte(w.proxySetup), nil
+		},
 		deploy: func(ctx context.Context, rc *rest.Config, params components.Params) error {
 			h.deployed++
 			return nil

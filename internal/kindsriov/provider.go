@@ -27,6 +27,7 @@ import (
 	"github.com/kubevirt/kubevirtci-go/internal/kube"
 	"github.com/kubevirt/kubevirtci-go/internal/kubeapply"
 	"github.com/kubevirt/kubevirtci-go/internal/localregistry"
+	"github.com/kubevirt/kubevirtci-go/internal/regproxy"
 	"github.com/kubevirt/kubevirtci-go/internal/sriov"
 	"github.com/kubevirt/kubevirtci-go/providers"
 )
@@ -89,6 +90,9 @@ type deps struct {
 	client func(kubeconfig string) (kubernetes.Interface, *rest.Config, error)
 	// portFree fails when the host port is taken.
 	portFree func(port int) error
+	// fetchProxySetup gets the registry proxy's setup script
+	// (regproxy.Fetch).
+	fetchProxySetup func(ctx context.Context, proxy string) ([]byte, error)
 	// serving waits until the registry answers on the host port.
 	serving func(ctx context.Context, port int, timeout time.Duration) error
 	// deploy applies the components' manifests.
@@ -150,7 +154,8 @@ func realDeps(p *Provider) deps {
 				p.env.Log.Infof("Waiting for another cluster-up of cluster %s to end (%s)", c.ClusterName, holder)
 			})
 		},
-		portFree: config.CheckPortFree,
+		portFree:        config.CheckPortFree,
+		fetchProxySetup: regproxy.Fetch,
 		serving:  localregistry.WaitServing,
 		deploy: func(ctx context.Context, rc *rest.Config, params components.Params) error {
 			a, err := kubeapply.NewForConfig(rc, FieldManager)

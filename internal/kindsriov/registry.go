@@ -4,13 +4,20 @@ package kindsriov
 // to pull registry:5000 from it.
 
 import (
+	"bytes"
 	"context"
-	"path/filepath"
+	"fmt"
+	"net/url"
+	"path"
+	"sort"
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/kubevirt/kubevirtci-go/internal/config"
 	"github.com/kubevirt/kubevirtci-go/internal/localregistry"
+	"github.com/kubevirt/kubevirtci-go/internal/regproxy"
 )
 
 func (p *Provider) startRegistry(ctx context.Context, st *upState) error {
@@ -43,30 +50,118 @@ func (p *Provider) removeRegistry(ctx context.Context) error {
 	return p.cli.Remove(ctx, p.cfg().RegistryContainer())
 }
 
-// configureNodes makes every node pull registry:5000 from the registry
-// container and loads br_netfilter with the bridge sysctls.
+// configureNodes tells every node's containerd where to pull from (the
+// registry container for registry:5000, and REGISTRY_MIRRORS) and loads
+// br_netfilter with the bridge sysctls: one command per node, all nodes at
+// once. containerd reads the hosts.toml files at each pull (config_path),
+// so nothing is restarted.
 func (p *Provider) configureNodes(ctx context.Context, st *upState) error {
-	c := p.cfg()
-	hosts := localregistry.HostsToml(c.RegistryContainer())
-	dir := filepath.Dir(localregistry.HostsTomlPath)
+	script := nodeSetupScript(p.cfg())
+	p.env.Log.Debugf("   node set-up, in each node:\n%s", indent(script))
+	g, gctx := errgroup.WithContext(ctx)
 	for _, n := range st.nodes {
-		if _, err := p.cli.Exec(ctx, n, "mkdir", "-p", dir); err != nil {
+		g.Go(func() error {
+			_, err := p.cli.ExecInput(gctx, strings.NewReader(script), n, "sh", "-s")
 			return err
+		})
+	}
+	return g.Wait()
+}
+
+// hostsFiles are the hosts.toml files of a cluster's nodes, by path: the
+// cluster's registry and each mirrored upstream host.
+func hostsFiles(c *config.Config) map[string]string {
+	files := map[string]string{localregistry.HostsTomlPath: localregistry.HostsToml(c.RegistryContainer())}
+	var hosts []string
+	mirrors := map[string][]string{}
+	for _, m := range c.RegistryMirrors {
+		if mirrors[m.Host] == nil {
+			hosts = append(hosts, m.Host)
 		}
-		if _, err := p.cli.ExecInput(ctx, strings.NewReader(hosts), n, "tee", localregistry.HostsTomlPath); err != nil {
-			return err
+		mirrors[m.Host] = append(mirrors[m.Host], m.URL)
+	}
+	for _, h := range hosts {
+		files[localregistry.HostsTomlPathOf(h)] = localregistry.MirrorHostsToml(h, mirrors[h])
+	}
+	return files
+}
+
+// nodeSetupScript is the shell script configureNodes runs in each node.
+// The paths come from validated registry hosts (no quote can be in them).
+func nodeSetupScript(c *config.Config) string {
+	files := hostsFiles(c)
+	paths := make([]string, 0, len(files))
+	for f := range files {
+		paths = append(paths, f)
+	}
+	sort.Strings(paths)
+	var b strings.Builder
+	b.WriteString("set -e\n")
+	for _, f := range paths {
+		fmt.Fprintf(&b, "mkdir -p '%s'\ncat > '%s' <<'KUBEVIRTCI_EOF'\n%sKUBEVIRTCI_EOF\n", path.Dir(f), f, files[f])
+	}
+	// The module may be built in or already loaded on the host; the
+	// sysctls fail if bridge netfilter is really missing.
+	b.WriteString("modprobe br_netfilter 2>/dev/null || true\n")
+	b.WriteString("sysctl -q -w net.bridge.bridge-nf-call-arptables=1 net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1\n")
+	return b.String()
+}
+
+// preflightProxy fetches the registry proxy's setup script
+// (REGISTRY_PROXY, on by default with CI=true): a proxy that does not
+// answer is refused before anything is created.
+func (p *Provider) preflightProxy(ctx context.Context, st *upState) error {
+	c := p.cfg()
+	if c.RegistryProxy == "" {
+		return nil
+	}
+	script, err := p.deps.fetchProxySetup(ctx, c.RegistryProxy)
+	if err != nil {
+		problem := "the registry proxy does not answer: " + err.Error()
+		if c.RegistryProxyDefaulted() {
+			problem = "CI=true points the nodes at kubevirtci CI's registry proxy, which does not answer: " + err.Error()
 		}
-		if _, err := p.cli.Exec(ctx, n, "modprobe", "br_netfilter"); err != nil {
-			// The module may be built in or already loaded on the host;
-			// the sysctls below fail if bridge netfilter is really missing.
-			p.env.Log.Debugf("%s: modprobe br_netfilter: %v", n, err)
-		}
-		if _, err := p.cli.Exec(ctx, n, "sysctl", "-w",
-			"net.bridge.bridge-nf-call-arptables=1",
-			"net.bridge.bridge-nf-call-iptables=1",
-			"net.bridge.bridge-nf-call-ip6tables=1"); err != nil {
-			return err
+		return &config.SettingError{Name: config.EnvRegistryProxy, Value: c.RegistryProxy, Defaulted: c.RegistryProxyDefaulted(),
+			Problem: problem,
+			Hint:    "set " + config.EnvRegistryProxy + "=" + config.RegistryProxyOff + " to pull without a proxy, or point it at a docker-registry-proxy that answers (host[:port])"}
+	}
+	st.proxySetup = regproxy.Adapt(script, p.noProxy())
+	return nil
+}
+
+// noProxy is what the nodes' containerd reaches without the proxy: the
+// private ranges, the cluster's registry and the mirrors.
+func (p *Provider) noProxy() string {
+	c := p.cfg()
+	names := []string{c.RegistryContainer()}
+	for _, m := range c.RegistryMirrors {
+		if u, err := url.Parse(m.URL); err == nil {
+			names = append(names, u.Hostname())
 		}
 	}
+	return regproxy.NoProxy(names...)
+}
+
+// setupProxy runs the proxy's setup script, adapted to containerd, in
+// every node at once: containerd then pulls through the proxy, trusting
+// its CA, and is restarted. The background image import starts after it.
+func (p *Provider) setupProxy(ctx context.Context, st *upState) error {
+	p.env.Log.Debugf("   setup script (from %s, adapted to containerd), in each node:\n%s", regproxy.URL(p.cfg().RegistryProxy), indent(string(st.proxySetup)))
+	g, gctx := errgroup.WithContext(ctx)
+	for _, n := range st.nodes {
+		g.Go(func() error {
+			out, err := p.cli.ExecInput(gctx, bytes.NewReader(st.proxySetup), n, "bash", "-s")
+			if err != nil {
+				return fmt.Errorf("node %s: the registry proxy's setup script failed (%s=%s; %s=%s pulls without it): %w",
+					n, config.EnvRegistryProxy, p.cfg().RegistryProxy, config.EnvRegistryProxy, config.RegistryProxyOff, err)
+			}
+			p.env.Log.Debugf("   %s: %s", n, strings.TrimSpace(string(out)))
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	st.nodesReady()
 	return nil
 }

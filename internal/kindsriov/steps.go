@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -55,7 +56,7 @@ const (
 func (p *Provider) steps() []step {
 	c := p.cfg()
 	again := "fix the cause and run `make cluster-down` again"
-	return []step{
+	steps := []step{
 		{name: "Checking the host", do: p.preflight},
 		// Saving and loading the component images runs in the background
 		// from here until the deployment; Up's end stops it.
@@ -71,12 +72,14 @@ func (p *Provider) steps() []step {
 			undo: &undo{name: "Removing kubectl and config-provider files", fn: p.removeFiles, advice: again},
 		},
 		{name: "Checking etcd runs on tmpfs", do: p.checkEtcd},
+		// With REGISTRY_PROXY (CI=true) only; see below.
+		{name: proxyStep + c.RegistryProxy, do: p.setupProxy},
 		{
 			name: "Starting registry " + c.RegistryContainer(), do: p.startRegistry,
 			creates: madeRegistry, inspect: true,
 			undo: &undo{name: "Removing registry " + c.RegistryContainer(), fn: p.removeRegistry, advice: again},
 		},
-		{name: "Configuring nodes (registry, br_netfilter)", do: p.configureNodes},
+		{name: "Configuring nodes (registries, br_netfilter)", do: p.configureNodes},
 		{name: "Waiting for the control plane, DNS and kube-system pods", do: p.waitCluster},
 		{name: "Fixing up nodes (labels, taints, storage class)", do: p.fixUps},
 		{
@@ -91,7 +94,14 @@ func (p *Provider) steps() []step {
 		{do: p.deployComponents},
 		{do: p.waitComponents},
 	}
+	if c.RegistryProxy == "" {
+		steps = slices.DeleteFunc(steps, func(s step) bool { return strings.HasPrefix(s.name, proxyStep) })
+	}
+	return steps
 }
+
+// proxyStep begins the name of the step that runs REGISTRY_PROXY's setup.
+const proxyStep = "Pointing the nodes' containerd at the registry proxy "
 
 // Up implements providers.Provider: it runs the steps in order. A failure
 // undoes what this run created that a person does not need to see the

@@ -31,6 +31,9 @@ type upState struct {
 	// nodes pull the others).
 	imageLoad    *imageLoad
 	loadedImages []string
+	// proxySetup is the registry proxy's setup script, for containerd
+	// (REGISTRY_PROXY; nil without a proxy).
+	proxySetup []byte
 	// made records what this run created (a step's creates), for the
 	// rollback; existed, what it found and left as it was.
 	made    map[string]bool
@@ -68,6 +71,9 @@ func (p *Provider) preflight(ctx context.Context, st *upState) error {
 		return err
 	}
 	if err := p.preflightSRIOV(ctx); err != nil {
+		return err
+	}
+	if err := p.preflightProxy(ctx, st); err != nil {
 		return err
 	}
 	st.kindConfig, err = kindcfg.Render(c, p.kindOptions())
@@ -147,6 +153,12 @@ func (p *Provider) summary(st *upState, took time.Duration) {
 	l.Infof("  kubeconfig:  %s", c.KubeconfigPath())
 	l.Infof("  kubectl:     cluster-up/kubectl.sh get nodes   (or: export KUBECONFIG=%s)", c.KubeconfigPath())
 	l.Infof("  registry:    localhost:%d from the host, %s from the cluster", c.RegistryHostPort, localregistry.ClusterHost)
+	for _, m := range c.RegistryMirrors {
+		l.Infof("  mirror:      %s images from %s first", m.Host, m.URL)
+	}
+	if c.RegistryProxy != "" {
+		l.Infof("  pulls via:   registry proxy %s (%s)", c.RegistryProxy, config.EnvRegistryProxy)
+	}
 	if len(st.loadedImages) > 0 {
 		l.Infof("  images:      %s (loaded from %s)", strings.Join(st.loadedImages, ", "), p.cli.Name())
 	}

@@ -192,9 +192,46 @@ type hostsFile struct {
 
 type hostEntry struct {
 	Capabilities []string `toml:"capabilities"`
-	SkipVerify   bool     `toml:"skip_verify"`
+	SkipVerify   bool     `toml:"skip_verify,omitempty"`
 }
 
 // HostsTomlPath is where containerd looks for registry:5000's hosts.toml
 // (with config_path = "/etc/containerd/certs.d").
-const HostsTomlPath = "/etc/containerd/certs.d/" + ClusterHost + "/hosts.toml"
+var HostsTomlPath = HostsTomlPathOf(ClusterHost)
+
+// CertsDir is containerd's registry host configuration folder (the
+// config_path the node's containerd is given): one folder per registry
+// host, named as image names spell the host, holding its hosts.toml.
+const CertsDir = "/etc/containerd/certs.d"
+
+// HostsTomlPathOf is the hosts.toml of a registry host (docker.io,
+// quay.io, myregistry:5000).
+func HostsTomlPathOf(host string) string { return CertsDir + "/" + host + "/hosts.toml" }
+
+// UpstreamServer is the URL containerd pulls a registry host's images
+// from when no mirror has them: https://<host>, except docker.io, whose
+// registry answers at registry-1.docker.io.
+func UpstreamServer(host string) string {
+	if host == "docker.io" {
+		return "https://registry-1.docker.io"
+	}
+	return "https://" + host
+}
+
+// MirrorHostsToml is the hosts.toml that makes a node pull upstream's
+// images from mirrors (URLs, tried in order) and, when none of them
+// answers or has the image, from upstream itself.
+func MirrorHostsToml(upstream string, mirrors []string) string {
+	var b strings.Builder
+	// The mirrors in order: containerd tries the [host] tables in the
+	// order of the file, then server. A map would lose the order, so the
+	// tables are written one by one.
+	_ = toml.NewEncoder(&b).Encode(struct {
+		Server string `toml:"server"`
+	}{UpstreamServer(upstream)})
+	for _, m := range mirrors {
+		fmt.Fprintf(&b, "\n[host.%q]\n", m)
+		_ = toml.NewEncoder(&b).Encode(hostEntry{Capabilities: []string{"pull", "resolve"}})
+	}
+	return b.String()
+}

@@ -157,3 +157,39 @@ func TestHostsToml(t *testing.T) {
 		t.Fatal(HostingConfigMap(5001))
 	}
 }
+
+// A mirrored host's hosts.toml: the mirrors in the order given, then the
+// upstream server (registry-1.docker.io for docker.io).
+func TestMirrorHostsToml(t *testing.T) {
+	got := MirrorHostsToml("docker.io", []string{"http://zz-cache:5000", "https://a-mirror.example.com"})
+	md, err := toml.Decode(got, &hostsFile{})
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, got)
+	}
+	var f hostsFile
+	toml.Decode(got, &f)
+	if f.Server != "https://registry-1.docker.io" || len(f.Host) != 2 {
+		t.Errorf("hosts.toml is %+v:\n%s", f, got)
+	}
+	for u, h := range f.Host {
+		if fmt.Sprint(h.Capabilities) != "[pull resolve]" || h.SkipVerify {
+			t.Errorf("host %s: %+v", u, h)
+		}
+	}
+	// containerd tries the [host] tables in the file's order.
+	var order []string
+	for _, k := range md.Keys() {
+		if len(k) == 2 && k[0] == "host" {
+			order = append(order, k[1])
+		}
+	}
+	if fmt.Sprint(order) != "[http://zz-cache:5000 https://a-mirror.example.com]" {
+		t.Errorf("mirror order %v:\n%s", order, got)
+	}
+	if s := MirrorHostsToml("quay.io", []string{"http://m:5000"}); !strings.HasPrefix(s, `server = "https://quay.io"`) {
+		t.Errorf("quay.io:\n%s", s)
+	}
+	if HostsTomlPathOf("ghcr.io") != "/etc/containerd/certs.d/ghcr.io/hosts.toml" {
+		t.Error(HostsTomlPathOf("ghcr.io"))
+	}
+}

@@ -14,6 +14,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kubevirt/kubevirtci-go/images"
+	"github.com/kubevirt/kubevirtci-go/internal/localregistry"
 
 	"k8s.io/apimachinery/pkg/util/wait"
 )
@@ -28,7 +29,7 @@ const (
 	KubectlPath = "/usr/bin/kubectl"
 	// CertsDir is containerd's registry configuration directory in the node
 	// (hosts.toml files, one directory per registry host:port).
-	CertsDir = "/etc/containerd/certs.d"
+	CertsDir = localregistry.CertsDir
 	// RuncPath is runc in a node whose runc is built from Go modules
 	// (where kind's base image puts it); the wrapper finds it on PATH.
 	RuncPath = "/usr/local/sbin/runc"
