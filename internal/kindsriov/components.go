@@ -2,6 +2,7 @@ package kindsriov
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/kubevirt/kubevirtci-go/internal/components"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
 	"github.com/kubevirt/kubevirtci-go/internal/kubeapply"
+	"github.com/kubevirt/kubevirtci-go/internal/kubewait"
 	"github.com/kubevirt/kubevirtci-go/internal/sriov"
 )
 
@@ -53,13 +55,45 @@ func (p *Provider) waitComponents(ctx context.Context, st *upState) error {
 			vfs[a.Node] = int64(len(a.PFs) * c.VFsCount)
 		}
 	}
-	return p.deps.waitComponents(ctx, st.client, st.rest, p.componentParams(st), components.WaitOptions{
+	err := p.deps.waitComponents(ctx, st.client, st.rest, p.componentParams(st), components.WaitOptions{
 		Skip:               c.SkipComponentWaits,
 		VFsPerNode:         vfs,
 		DaemonSetsTimeout:  c.ComponentWaitTimeout,
 		PodsTimeout:        c.ComponentWaitTimeout,
 		AllocatableTimeout: c.AllocatableWaitTimeout,
+		// The local images were loaded before the deployment: a pull
+		// that fails now will not be healed by waiting.
+		FailFastOnImagePull: true,
 	})
+	return p.imageSettings(err)
+}
+
+// imageSettings adds to a wait that failed on image pulls which settings
+// chose the images that cannot be pulled.
+func (p *Provider) imageSettings(err error) error {
+	if !errors.Is(err, kubewait.ErrImagePull) {
+		return err
+	}
+	c := p.cfg()
+	var named []string
+	for _, s := range []struct{ name, image string }{
+		{config.EnvMultusImage, c.MultusImage},
+		{config.EnvSRIOVCNIImage, c.SRIOVCNIImage},
+		{config.EnvSRIOVDevicePluginImage, c.SRIOVDevicePluginImage},
+		{config.EnvInjectorImage, c.InjectorImage},
+	} {
+		if s.image != "" && strings.Contains(err.Error(), "(image "+s.image) {
+			named = append(named, s.name+"="+s.image)
+		}
+	}
+	if len(named) == 0 {
+		return err
+	}
+	hint := "set it to an image the nodes can pull"
+	if len(c.RegistryMirrors) > 0 {
+		hint += " (through " + config.EnvRegistryMirrors + ")"
+	}
+	return fmt.Errorf("%w\n\nThe images that cannot be pulled are set by %s: %s, or one the local engine has (it is loaded into the nodes; `make images` builds them)", err, strings.Join(named, ", "), hint)
 }
 
 // waitedFor says what cluster-up waited for before it called the cluster

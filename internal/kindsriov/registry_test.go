@@ -6,7 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/kubevirt/kubevirtci-go/internal/components"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
+	"github.com/kubevirt/kubevirtci-go/internal/kubewait"
 )
 
 // Every node gets, in one script, the hosts.toml of the cluster's registry
@@ -119,5 +124,28 @@ func TestProxySetupFails(t *testing.T) {
 	}
 	if after := h.snapshot(); after != before {
 		t.Errorf("the host changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// A component wait that fails on image pulls names the settings that
+// chose the images.
+func TestPullFailureNamesTheSetting(t *testing.T) {
+	h := newHarness(t, newWorld("pf0", "pf1"), map[string]string{config.EnvSRIOVCNIImage: "ghcr.io/k8snetworkplumbingwg/sriov-cni:v0.0.0-missing"})
+	var asked components.WaitOptions
+	h.p.deps.waitComponents = func(ctx context.Context, client kubernetes.Interface, rc *rest.Config, params components.Params, o components.WaitOptions) error {
+		asked = o
+		return &kubewait.Error{What: "daemonsets", Err: kubewait.ErrImagePull, Problems: []string{
+			"pod sriov/kube-sriov-cni-ds-x on node sriov-worker: container c waiting: ErrImagePull (image ghcr.io/k8snetworkplumbingwg/sriov-cni:v0.0.0-missing): not found"}}
+	}
+	err := h.p.Up(context.Background())
+	if !asked.FailFastOnImagePull {
+		t.Error("cluster-up's component waits do not fail fast on image pulls")
+	}
+	if err == nil || !strings.Contains(err.Error(), "The images that cannot be pulled are set by SRIOV_CNI_IMAGE=ghcr.io/k8snetworkplumbingwg/sriov-cni:v0.0.0-missing: set it to an image the nodes can pull") ||
+		strings.Contains(err.Error(), "MULTUS_IMAGE=") {
+		t.Fatalf("cluster-up: %v", err)
+	}
+	if err := h.p.Down(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

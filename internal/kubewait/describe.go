@@ -18,6 +18,21 @@ var imagePullReasons = map[string]bool{
 	"RegistryUnavailable": true,
 }
 
+// permanentPull tells, from the kubelet's message, an image pull that no
+// retry can heal: the image or tag does not exist, or access is denied.
+func permanentPull(reason, message string) bool {
+	if reason == "InvalidImageName" || reason == "ErrImageNeverPull" {
+		return true
+	}
+	m := strings.ToLower(message)
+	for _, s := range []string{"not found", "manifest unknown", "name unknown", "denied", "unauthorized", "forbidden"} {
+		if strings.Contains(m, s) {
+			return true
+		}
+	}
+	return false
+}
+
 // maxMessage bounds how much of a kubelet message goes into one line.
 const maxMessage = 300
 
@@ -58,11 +73,16 @@ func podName(p *corev1.Pod) string {
 // failure.
 func describePod(p *corev1.Pod) problem {
 	var reasons []string
-	pulls := 0
+	pulls, permanent := 0, false
 	add := func(pull bool, format string, args ...any) {
 		reasons = append(reasons, fmt.Sprintf(format, args...))
 		if pull {
 			pulls++
+		}
+	}
+	for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+		if w := cs.State.Waiting; w != nil && imagePullReasons[w.Reason] && permanentPull(w.Reason, w.Message) {
+			permanent = true
 		}
 	}
 	if p.DeletionTimestamp != nil {
@@ -124,7 +144,7 @@ func describePod(p *corev1.Pod) problem {
 	if pulls == len(reasons) {
 		kind = kindImagePull
 	}
-	return problem{text: podName(p) + ": " + strings.Join(reasons, "; "), kind: kind}
+	return problem{text: podName(p) + ": " + strings.Join(reasons, "; "), kind: kind, permanent: kind == kindImagePull && permanent}
 }
 
 func phaseOrPending(p *corev1.Pod) corev1.PodPhase {

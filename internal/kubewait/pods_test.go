@@ -157,3 +157,25 @@ func TestNodesReadyNeedsANode(t *testing.T) {
 		"  - no node is registered yet",
 	))
 }
+
+// A pull that may heal (the registry did not answer) is given the grace
+// of the kubelet's back-offs before the wait gives up; one that cannot
+// (not found) ends it at once.
+func TestPodsReadyFailFastGraceForPullsThatMayHeal(t *testing.T) {
+	p := pulling(pod("sriov", "dp-a", "sriov-worker", sriovdp, false), "ImagePullBackOff")
+	p.Status.ContainerStatuses[0].State.Waiting.Message = `failed to pull image "ghcr.io/x/y:v1": dial tcp: lookup ghcr.io: no such host`
+	f := newFake(p)
+	start := time.Now()
+	err := PodsReady(ctx, f, "sriov", "", long, FailFastOnImagePull(), withPullGrace(300*time.Millisecond))
+	if d := time.Since(start); !errors.Is(err, ErrImagePull) || d < 300*time.Millisecond || d > 3*time.Second {
+		t.Fatalf("after %s: %v; want ErrImagePull after the grace of 300ms", d, err)
+	}
+	if !strings.Contains(err.Error(), "they will not succeed by waiting") || !strings.Contains(err.Error(), "lookup ghcr.io: no such host") {
+		t.Errorf("error text:\n%s", err)
+	}
+	if !permanentPull("ErrImagePull", `rpc error: code = NotFound desc = failed to pull and unpack image "ghcr.io/x/y:v0": failed to resolve reference "ghcr.io/x/y:v0": ghcr.io/x/y:v0: not found`) ||
+		!permanentPull("ErrImagePull", "pull access denied, repository does not exist or may require authorization") ||
+		permanentPull("ErrImagePull", "dial tcp 10.0.0.1:443: i/o timeout") {
+		t.Error("permanentPull misjudges the kubelet's messages")
+	}
+}

@@ -45,7 +45,7 @@ func (e *Error) Error() string {
 	var b strings.Builder
 	switch {
 	case errors.Is(e.Err, ErrImagePull):
-		fmt.Fprintf(&b, "gave up waiting for %s: only image pulls are failing (fail fast on image pull errors is on)", e.What)
+		fmt.Fprintf(&b, "gave up waiting for %s: only image pulls are failing, and they will not succeed by waiting", e.What)
 	case errors.Is(e.Err, context.DeadlineExceeded) && e.Timeout > 0:
 		fmt.Fprintf(&b, "timed out after %s waiting for %s", e.Timeout, e.What)
 	default:
@@ -67,17 +67,28 @@ func (e *Error) Unwrap() error { return e.Err }
 type Option func(*options)
 
 type options struct {
-	failFast bool
+	failFast  bool
+	pullGrace time.Duration
 	progress func(string)
 }
 
-// FailFastOnImagePull ends a wait early, with ErrImagePull, as soon as every
+// FailFastOnImagePull ends a wait early, with ErrImagePull, once every
 // remaining problem is a container that cannot pull its image
-// (ErrImagePull, ImagePullBackOff, InvalidImageName, ...). By default a wait
-// keeps going until its timeout, because an image may still arrive (pushed
-// to a registry or loaded into the nodes later), and then reports the pull
-// errors in its message.
+// (ErrImagePull, ImagePullBackOff, InvalidImageName, ...): at once when
+// the kubelet says the image does not exist or access is denied, else when
+// it has been so for PullGrace (the kubelet's first two back-offs, 10 and
+// 20 s, so that a pull that fails once for a passing reason is retried).
+// By default a wait keeps going until its timeout, because an image may
+// still arrive (pushed to a registry or loaded into the nodes later), and
+// then reports the pull errors in its message.
 func FailFastOnImagePull() Option { return func(o *options) { o.failFast = true } }
+
+// PullGrace is how long FailFastOnImagePull lets image pulls that may
+// still heal be the only problem before it gives up.
+const PullGrace = 35 * time.Second
+
+// withPullGrace changes PullGrace (tests).
+func withPullGrace(d time.Duration) Option { return func(o *options) { o.pullGrace = d } }
 
 // WithProgress calls fn with a one-line summary of what is still missing
 // whenever that summary changes (for verbose output).
@@ -96,6 +107,8 @@ const (
 type problem struct {
 	text string
 	kind problemKind
+	// permanent: an image pull that no retry can heal (see permanentPull).
+	permanent bool
 }
 
 type status struct {
@@ -110,18 +123,20 @@ func (s *status) add(kind problemKind, format string, args ...any) {
 func (s *status) merge(o status) { s.problems = append(s.problems, o.problems...) }
 
 // onlyImagePulls reports whether the remaining problems are image pull
-// failures and nothing else that blocks.
-func (s *status) onlyImagePulls() bool {
+// failures and nothing else that blocks, and whether one of them is
+// permanent.
+func (s *status) onlyImagePulls() (only, permanent bool) {
 	pulls := 0
 	for _, p := range s.problems {
 		switch p.kind {
 		case kindImagePull:
 			pulls++
+			permanent = permanent || p.permanent
 		case kindOther:
-			return false
+			return false, false
 		}
 	}
-	return pulls > 0
+	return pulls > 0, permanent
 }
 
 func (s *status) lines() []string {
@@ -273,14 +288,30 @@ func wait(ctx context.Context, client kubernetes.Interface, what string, timeout
 	}
 	tick.Stop()
 
+	if o.pullGrace == 0 {
+		o.pullGrace = PullGrace
+	}
+	var pullsSince time.Time // since when only image pulls fail
+	var graceOver <-chan time.Time
 	last := ""
 	for {
 		st := check()
 		if st.done {
 			return nil
 		}
-		if o.failFast && st.onlyImagePulls() {
-			return fail(ErrImagePull, st.problems)
+		if o.failFast {
+			only, permanent := st.onlyImagePulls()
+			switch {
+			case only && permanent:
+				return fail(ErrImagePull, st.problems)
+			case only && pullsSince.IsZero():
+				pullsSince = time.Now()
+				graceOver = time.After(o.pullGrace)
+			case only && time.Since(pullsSince) >= o.pullGrace:
+				return fail(ErrImagePull, st.problems)
+			case !only:
+				pullsSince, graceOver = time.Time{}, nil
+			}
 		}
 		if o.progress != nil {
 			if s := strings.Join(st.lines(), "; "); s != last {
@@ -296,6 +327,8 @@ func wait(ctx context.Context, client kubernetes.Interface, what string, timeout
 			}
 			return fail(cause(), append(st.problems, ws.watchErrors()...))
 		case <-ws.changed:
+		case <-graceOver:
+			graceOver = nil
 		}
 	}
 }
