@@ -155,7 +155,7 @@ type Config struct {
 
 	numNodesSet      bool // KUBEVIRT_NUM_NODES was given (for messages)
 	registryProxySet bool // REGISTRY_PROXY was given (for messages)
-	hostPortSet bool // HOST_PORT was given (for messages)
+	hostPortSet      bool // HOST_PORT was given (for messages)
 }
 
 // Load reads every setting through getenv (normally os.Getenv) and validates

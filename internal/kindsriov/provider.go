@@ -156,7 +156,7 @@ func realDeps(p *Provider) deps {
 		},
 		portFree:        config.CheckPortFree,
 		fetchProxySetup: regproxy.Fetch,
-		serving:  localregistry.WaitServing,
+		serving:         localregistry.WaitServing,
 		deploy: func(ctx context.Context, rc *rest.Config, params components.Params) error {
 			a, err := kubeapply.NewForConfig(rc, FieldManager)
 			if err != nil {

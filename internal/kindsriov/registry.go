@@ -20,20 +20,63 @@ import (
 	"github.com/kubevirt/kubevirtci-go/internal/regproxy"
 )
 
+// startRegistry starts the registry container in the background: nothing
+// in cluster-up needs it before the end, so `docker run` and the wait for
+// it to answer overlap with the steps after it; waitRegistry joins it.
 func (p *Provider) startRegistry(ctx context.Context, st *upState) error {
-	c := p.cfg()
-	// Recorded first: Ensure may fail after starting a container.
+	// Recorded first: the container may exist before Ensure returns.
 	st.made[madeRegistry] = true
-	outcome, err := localregistry.Ensure(ctx, p.cli, registrySpec(c), p.deps.portFree)
-	if outcome == localregistry.Reused {
+	ctx, cancel := context.WithCancel(ctx)
+	r := &registryStart{done: make(chan struct{}), cancel: cancel, container: p.cfg().RegistryContainer()}
+	st.registry = r
+	go func() {
+		defer close(r.done)
+		c := p.cfg()
+		r.outcome, r.err = localregistry.Ensure(ctx, p.cli, registrySpec(c), p.deps.portFree)
+		if r.err == nil {
+			p.env.Log.Debugf("registry %s %s on 127.0.0.1:%d", c.RegistryContainer(), r.outcome, c.RegistryHostPort)
+			r.err = p.deps.serving(ctx, c.RegistryHostPort, 30*time.Second)
+		}
+	}()
+	return nil
+}
+
+// registryStart is the registry being started in the background.
+type registryStart struct {
+	done    chan struct{}
+	cancel  context.CancelFunc
+	outcome   localregistry.Outcome
+	err       error
+	container string
+}
+
+// waitRegistry waits for the registry started by startRegistry to answer.
+func (p *Provider) waitRegistry(ctx context.Context, st *upState) error {
+	r := st.registry
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		st.stopRegistry()
+		return ctx.Err()
+	}
+	st.stopRegistry()
+	return r.err
+}
+
+// stopRegistry ends a registry start still running (Up failed before
+// waiting for it) and records what it found: a registry that was there
+// already is not this run's to undo.
+func (st *upState) stopRegistry() {
+	r := st.registry
+	if r == nil {
+		return
+	}
+	r.cancel()
+	<-r.done
+	if r.outcome == localregistry.Reused && st.made[madeRegistry] {
 		delete(st.made, madeRegistry)
-		st.existed = append(st.existed, "registry "+c.RegistryContainer())
+		st.existed = append(st.existed, "registry "+r.container)
 	}
-	if err != nil {
-		return err
-	}
-	p.env.Log.Debugf("registry %s %s on 127.0.0.1:%d", c.RegistryContainer(), outcome, c.RegistryHostPort)
-	return p.deps.serving(ctx, c.RegistryHostPort, 30*time.Second)
 }
 
 func registrySpec(c *config.Config) localregistry.Spec {

@@ -48,13 +48,13 @@ func TestProxyNotAnsweringRefusedFirst(t *testing.T) {
 	w := hostWithOtherCluster()
 	h := newHarness(t, w, map[string]string{config.EnvCI: "true"})
 	before := h.snapshot()
-	w.fail["proxy"] = errors.New("GET http://docker-mirror-proxy.kubevirt-prow.svc:3128/setup/systemd: dial tcp: lookup docker-mirror-proxy.kubevirt-prow.svc: no such host")
+	w.fail["proxy"] = errors.New(`Get "http://docker-mirror-proxy.kubevirt-prow.svc:3128/setup/systemd": dial tcp: lookup docker-mirror-proxy.kubevirt-prow.svc: no such host`)
 	err := h.p.Up(context.Background())
 	if err == nil {
 		t.Fatal("cluster-up went on without the proxy")
 	}
 	for _, want := range []string{
-		`REGISTRY_PROXY="docker-mirror-proxy.kubevirt-prow.svc:3128" (the default): CI=true points the nodes at kubevirtci CI's registry proxy, which does not answer: GET http://docker-mirror-proxy.kubevirt-prow.svc:3128/setup/systemd`,
+		`REGISTRY_PROXY="docker-mirror-proxy.kubevirt-prow.svc:3128" (the default): CI=true points the nodes at kubevirtci CI's registry proxy, which does not answer: Get "http://docker-mirror-proxy.kubevirt-prow.svc:3128/setup/systemd"`,
 		"set REGISTRY_PROXY=off to pull without a proxy",
 		"Nothing was changed",
 	} {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/kubevirt/kubevirtci-go/internal/kube"
 	"github.com/kubevirt/kubevirtci-go/internal/sriov"
 )
@@ -61,11 +63,13 @@ func (p *Provider) moveNICs(ctx context.Context, st *upState) error {
 // SR-IOV components.
 func (p *Provider) prepareNodes(ctx context.Context, st *upState) error {
 	var nodes []string
+	g, gctx := errgroup.WithContext(ctx)
 	for _, a := range st.assignments {
-		if err := sriov.PrepareNode(ctx, p.cli, a.Node); err != nil {
-			return err
-		}
+		g.Go(func() error { return sriov.PrepareNode(gctx, p.cli, a.Node) })
 		nodes = append(nodes, a.Node)
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	return kube.LabelNodes(ctx, st.client, nodes, sriov.NodeLabelKey, sriov.NodeLabelValue)
 }

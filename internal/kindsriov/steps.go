@@ -75,12 +75,14 @@ func (p *Provider) steps() []step {
 		// With REGISTRY_PROXY (CI=true) only; see below.
 		{name: proxyStep + c.RegistryProxy, do: p.setupProxy},
 		{
-			name: "Starting registry " + c.RegistryContainer(), do: p.startRegistry,
+			name: "Starting registry " + c.RegistryContainer() + " (in the background)", do: p.startRegistry,
 			creates: madeRegistry, inspect: true,
 			undo: &undo{name: "Removing registry " + c.RegistryContainer(), fn: p.removeRegistry, advice: again},
 		},
 		{name: "Configuring nodes (registries, br_netfilter)", do: p.configureNodes},
-		{name: "Waiting for the control plane, DNS and kube-system pods", do: p.waitCluster},
+		// The API server answers once kind create returns: the nodes are
+		// set up and the components deployed while the control plane,
+		// DNS and kube-system pods come up, which is waited for after.
 		{name: "Fixing up nodes (labels, taints, storage class)", do: p.fixUps},
 		{
 			name: "Moving SR-IOV PFs into the workers, creating and binding VFs", do: p.moveNICs,
@@ -92,6 +94,8 @@ func (p *Provider) steps() []step {
 		{name: "Preparing the SR-IOV nodes", do: p.prepareNodes},
 		{name: "Loading local component images into the nodes (started in the background)", do: p.waitLoadingImages},
 		{do: p.deployComponents},
+		{name: "Waiting for the control plane, DNS and kube-system pods", do: p.waitCluster},
+		{name: "Waiting for registry " + c.RegistryContainer(), do: p.waitRegistry},
 		{do: p.waitComponents},
 	}
 	if c.RegistryProxy == "" {
@@ -124,6 +128,7 @@ func (p *Provider) Up(ctx context.Context) (err error) {
 	steps := p.steps()
 	st := &upState{made: map[string]bool{}}
 	defer st.stopLoadingImages()
+	defer st.stopRegistry()
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
 			return p.rollback(steps, st, fmt.Errorf("interrupted: %w", err), true)
@@ -168,6 +173,7 @@ func (p *Provider) rollback(steps []step, st *upState, cause error, interrupted 
 	log := p.env.Log
 	// The background image load goes first: it runs commands in the nodes.
 	st.stopLoadingImages()
+	st.stopRegistry()
 	if len(st.made) == 0 {
 		return fmt.Errorf("%w\n\nNothing was changed", cause)
 	}

@@ -31,6 +31,9 @@ type upState struct {
 	// nodes pull the others).
 	imageLoad    *imageLoad
 	loadedImages []string
+	// registry is the registry container being started in the
+	// background.
+	registry *registryStart
 	// proxySetup is the registry proxy's setup script, for containerd
 	// (REGISTRY_PROXY; nil without a proxy).
 	proxySetup []byte

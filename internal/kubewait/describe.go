@@ -34,12 +34,15 @@ func permanentPull(reason, message string) bool {
 }
 
 // maxMessage bounds how much of a kubelet message goes into one line.
-const maxMessage = 300
+const maxMessage = 400
 
+// oneLine joins s into one line; a long one keeps its start and its end
+// (where a pull error's cause is: "... dial tcp: lookup ghcr.io: no such
+// host").
 func oneLine(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > maxMessage {
-		s = s[:maxMessage] + "..."
+		s = s[:maxMessage/2] + " ... " + s[len(s)-maxMessage/2:]
 	}
 	return s
 }

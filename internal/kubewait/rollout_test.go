@@ -123,8 +123,8 @@ func TestDescribePodInitContainerAndNoStatus(t *testing.T) {
 	if got.text != want || got.kind != kindOther {
 		t.Errorf("describePod:\n got %q (kind %d)\nwant %q", got.text, got.kind, want)
 	}
-	long := strings.Repeat("x", 500)
-	if s := oneLine(long); len(s) != maxMessage+3 {
-		t.Errorf("oneLine kept %d characters", len(s))
+	long := "start " + strings.Repeat("x", 500) + " the cause"
+	if s := oneLine(long); len(s) != maxMessage+5 || !strings.HasPrefix(s, "start x") || !strings.HasSuffix(s, "x the cause") || !strings.Contains(s, "x ... x") {
+		t.Errorf("oneLine kept %d characters: %s", len(s), s)
 	}
 }

@@ -69,7 +69,7 @@ type Option func(*options)
 type options struct {
 	failFast  bool
 	pullGrace time.Duration
-	progress func(string)
+	progress  func(string)
 }
 
 // FailFastOnImagePull ends a wait early, with ErrImagePull, once every

@@ -46,7 +46,7 @@ func Fetch(ctx context.Context, proxy string) ([]byte, error) {
 		if ctx.Err() == context.DeadlineExceeded {
 			return nil, fmt.Errorf("GET %s: no answer within %s", URL(proxy), FetchTimeout)
 		}
-		return nil, fmt.Errorf("GET %s: %w", URL(proxy), err)
+		return nil, err // a *url.Error: `Get "<url>": <cause>`
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

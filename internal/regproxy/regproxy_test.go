@@ -56,7 +56,7 @@ func TestFetch(t *testing.T) {
 	l.Close()
 	start := time.Now()
 	_, err = Fetch(context.Background(), closed)
-	if err == nil || !strings.Contains(err.Error(), "GET http://"+closed+"/setup/systemd") || time.Since(start) > 5*time.Second {
+	if err == nil || !strings.Contains(err.Error(), `Get "http://`+closed+`/setup/systemd"`) || time.Since(start) > 5*time.Second {
 		t.Errorf("Fetch from a closed port: %v after %s", err, time.Since(start))
 	}
 }

@@ -38,6 +38,7 @@ var toolSettings = []string{
 	config.EnvComponentWaitTimeout, config.EnvAllocatableWaitTimeout, config.EnvDockerPrefix,
 	config.EnvDockerTag, config.EnvSyncSources, config.EnvSyncManifests,
 	config.EnvInjectorImage, config.EnvIPFamily, config.EnvUseDRA, config.EnvSourceImages,
+	config.EnvRegistryMirrors, config.EnvRegistryProxy,
 	"V", "MAGEFILE_VERBOSE", "KUBECONFIG",
 }
 
@@ -147,6 +148,11 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 	if o.name != "" {
 		c.env[config.EnvClusterName] = o.name
 	}
+	// CI=true (our CI sets it) would point the nodes at kubevirtci CI's
+	// registry proxy, which does not exist here: every cluster pulls
+	// without it, unless its test sets REGISTRY_PROXY (to a stand-in, or
+	// to "" for the default).
+	c.env[config.EnvRegistryProxy] = config.RegistryProxyOff
 	if o.provider != "" {
 		c.env[config.EnvProvider] = o.provider
 	}

@@ -11,6 +11,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/kubevirt/kubevirtci-go/internal/config"
 )
 
 // TestScenarioKindSRIOV brings up the second provider, kind-sriov
@@ -21,16 +23,19 @@ import (
 // adding the resource a NetworkAttachmentDefinition names to a pod that
 // only names the network, a multus secondary network carrying traffic, a
 // second cluster-up changing nothing; then the PFs back with their name,
-// MAC, MTU and state, and nothing left.
+// MAC, MTU and state, and nothing left. It runs as kubevirtci's CI does,
+// CI=true, with the registry proxy replaced by a stand-in (REGISTRY_PROXY).
 func TestScenarioKindSRIOV(t *testing.T) {
 	requireE2E(t)
 	requireNoCluster(t, "sriov")
 	pfs := newPFSet(t, "e2ekpf", 0xa6, 2)
+	proxy := startProxyStandIn(t)
 	c := newCluster(t, clusterOpts{
 		provider: kindSRIOV,
 		nodes:    3,
 		pfs:      pfs,
 		stateDir: filepath.Join(t.TempDir(), "sriov-state"),
+		extra:    map[string]string{"CI": "true", config.EnvRegistryProxy: proxy.addr},
 	})
 	runID := buildHelloImage(t)
 
@@ -44,6 +49,7 @@ func TestScenarioKindSRIOV(t *testing.T) {
 			}
 		}
 	})
+	t.Run("CI registry proxy", func(t *testing.T) { checkProxied(t, c, proxy) })
 	t.Run("README get nodes", func(t *testing.T) { checkGetNodes(t, c) })
 	t.Run("README component pods", func(t *testing.T) { checkComponentPods(t, c, c.workers()) })
 	t.Run("injector running", func(t *testing.T) { checkInjectorRunning(t, c) })
