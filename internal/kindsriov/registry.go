@@ -43,8 +43,8 @@ func (p *Provider) startRegistry(ctx context.Context, st *upState) error {
 
 // registryStart is the registry being started in the background.
 type registryStart struct {
-	done    chan struct{}
-	cancel  context.CancelFunc
+	done      chan struct{}
+	cancel    context.CancelFunc
 	outcome   localregistry.Outcome
 	err       error
 	container string
