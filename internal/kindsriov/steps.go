@@ -138,7 +138,13 @@ func (p *Provider) Up(ctx context.Context) (err error) {
 			if errors.As(err, &up) {
 				return err
 			}
-			return p.rollback(steps, st, err, ctx.Err() != nil)
+			interrupted := ctx.Err() != nil
+			if interrupted {
+				// The step's own error may be the signal's doing (its
+				// commands share the terminal's process group).
+				err = fmt.Errorf("interrupted: %w", err)
+			}
+			return p.rollback(steps, st, err, interrupted)
 		}
 	}
 	p.summary(st, time.Since(start))
