@@ -52,10 +52,10 @@ type WaitOptions struct {
 	DaemonSetsTimeout  time.Duration
 	AllocatableTimeout time.Duration
 	PodsTimeout        time.Duration
-	// FailFastOnImagePull stops a wait as soon as image pulls are the
+	// FailFast stops a wait as soon as image pulls are the
 	// only problem left, instead of waiting for the images until the
 	// timeout.
-	FailFastOnImagePull bool
+	FailFast bool
 	// Injector applies network-resources-injector (when p has its image)
 	// once the device plugin's resources are allocatable, and its
 	// Deployment is waited for before the last wait (every pod Ready).
@@ -92,8 +92,8 @@ func Wait(ctx context.Context, client kubernetes.Interface, p Params, o WaitOpti
 		return err
 	}
 	var opts []kubewait.Option
-	if o.FailFastOnImagePull {
-		opts = append(opts, kubewait.FailFastOnImagePull())
+	if o.FailFast {
+		opts = append(opts, kubewait.FailFast())
 	}
 	if log != nil && log.Verbose {
 		opts = append(opts, kubewait.WithProgress(func(s string) { log.Debugf("  waiting: %s", s) }))

@@ -62,16 +62,18 @@ func (p *Provider) waitComponents(ctx context.Context, st *upState) error {
 		PodsTimeout:        c.ComponentWaitTimeout,
 		AllocatableTimeout: c.AllocatableWaitTimeout,
 		// The local images were loaded before the deployment: a pull
-		// that fails now will not be healed by waiting.
-		FailFastOnImagePull: true,
+		// that fails now, a crash loop, a pod no node takes, will not
+		// be healed by waiting.
+		FailFast: true,
 	})
 	return p.imageSettings(err)
 }
 
-// imageSettings adds to a wait that failed on image pulls which settings
-// chose the images that cannot be pulled.
+// imageSettings adds to a wait that gave up on what does not heal (images
+// that cannot be pulled, containers crashing) which settings chose the
+// images of the containers concerned.
 func (p *Provider) imageSettings(err error) error {
-	if !errors.Is(err, kubewait.ErrImagePull) {
+	if !errors.Is(err, kubewait.ErrWontHeal) {
 		return err
 	}
 	c := p.cfg()
@@ -89,11 +91,11 @@ func (p *Provider) imageSettings(err error) error {
 	if len(named) == 0 {
 		return err
 	}
-	hint := "set it to an image the nodes can pull"
+	hint := "an image the nodes can pull"
 	if len(c.RegistryMirrors) > 0 {
 		hint += " (through " + config.EnvRegistryMirrors + ")"
 	}
-	return fmt.Errorf("%w\n\nThe images that cannot be pulled are set by %s: %s, or one the local engine has (it is loaded into the nodes; `make images` builds them)", err, strings.Join(named, ", "), hint)
+	return fmt.Errorf("%w\n\nThe images of these containers are set by %s: set them to %s that runs, or to one the local engine has (it is loaded into the nodes; `make images` builds them)", err, strings.Join(named, ", "), hint)
 }
 
 // waitedFor says what cluster-up waited for before it called the cluster

@@ -134,14 +134,14 @@ func TestPullFailureNamesTheSetting(t *testing.T) {
 	var asked components.WaitOptions
 	h.p.deps.waitComponents = func(ctx context.Context, client kubernetes.Interface, rc *rest.Config, params components.Params, o components.WaitOptions) error {
 		asked = o
-		return &kubewait.Error{What: "daemonsets", Err: kubewait.ErrImagePull, Problems: []string{
+		return &kubewait.Error{What: "daemonsets", Err: kubewait.ErrWontHeal, Problems: []string{
 			"pod sriov/kube-sriov-cni-ds-x on node sriov-worker: container c waiting: ErrImagePull (image ghcr.io/k8snetworkplumbingwg/sriov-cni:v0.0.0-missing): not found"}}
 	}
 	err := h.p.Up(context.Background())
-	if !asked.FailFastOnImagePull {
+	if !asked.FailFast {
 		t.Error("cluster-up's component waits do not fail fast on image pulls")
 	}
-	if err == nil || !strings.Contains(err.Error(), "The images that cannot be pulled are set by SRIOV_CNI_IMAGE=ghcr.io/k8snetworkplumbingwg/sriov-cni:v0.0.0-missing: set it to an image the nodes can pull") ||
+	if err == nil || !strings.Contains(err.Error(), "The images of these containers are set by SRIOV_CNI_IMAGE=ghcr.io/k8snetworkplumbingwg/sriov-cni:v0.0.0-missing: set them to an image the nodes can pull") ||
 		strings.Contains(err.Error(), "MULTUS_IMAGE=") {
 		t.Fatalf("cluster-up: %v", err)
 	}

@@ -129,10 +129,12 @@ func (p *Provider) waitCluster(ctx context.Context, st *upState) error {
 	if err := kubewait.NodesReady(ctx, st.client, t); err != nil {
 		return err
 	}
-	if err := kubewait.PodsReady(ctx, st.client, "kube-system", "k8s-app=kube-dns", t); err != nil {
+	// The node image's own pods: a crash loop or a pull that cannot
+	// succeed is reported at once, not after the timeout.
+	if err := kubewait.PodsReady(ctx, st.client, "kube-system", "k8s-app=kube-dns", t, kubewait.FailFast()); err != nil {
 		return err
 	}
-	return kubewait.PodsReady(ctx, st.client, "kube-system", "", t)
+	return kubewait.PodsReady(ctx, st.client, "kube-system", "", t, kubewait.FailFast())
 }
 
 func (p *Provider) fixUps(ctx context.Context, st *upState) error {

@@ -114,14 +114,14 @@ func TestDaemonSetsAvailableFailFast(t *testing.T) {
 		ownedBy(pulling(pod("sriov", "dp-b", "sriov-worker2", dpSelector, false), "ErrImagePull"), ds),
 	}
 	f := newFake(append(objs, nodesAsObjects(sriovNodes())...)...)
-	err := DaemonSetsAvailable(ctx, f, "sriov", Names("dp"), long, FailFastOnImagePull())
-	if !errors.Is(err, ErrImagePull) {
-		t.Fatalf("error %v, want ErrImagePull", err)
+	err := DaemonSetsAvailable(ctx, f, "sriov", Names("dp"), long, FailFast())
+	if !errors.Is(err, ErrWontHeal) {
+		t.Fatalf("error %v, want ErrWontHeal", err)
 	}
 
 	// A node without a pod yet is not an image problem: keep waiting.
 	f = newFake(append(objs[:2], nodesAsObjects(sriovNodes())...)...)
-	err = DaemonSetsAvailable(ctx, f, "sriov", Names("dp"), short, FailFastOnImagePull())
+	err = DaemonSetsAvailable(ctx, f, "sriov", Names("dp"), short, FailFast())
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("error %v, want a timeout", err)
 	}

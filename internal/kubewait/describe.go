@@ -69,34 +69,43 @@ func podName(p *corev1.Pod) string {
 	return fmt.Sprintf("pod %s/%s on node %s", p.Namespace, p.Name, p.Spec.NodeName)
 }
 
+// A stuck reason is one that waiting does not heal: how soon a fail-fast
+// wait gives up on it.
+type stuck int
+
+const (
+	notStuck stuck = iota // may heal: keep waiting
+	stuckAfterGrace       // gives up after the grace (a pull that may still succeed, a pod not scheduled yet)
+	stuckNow              // gives up at once (no such image, access denied, CrashLoopBackOff)
+)
+
 // describePod says why a pod is not ready, as one problem: its name and
 // node, then each reason (unscheduled, each init container and container
 // that is not ready, with its waiting reason, image and message). The
-// problem is an image pull problem when every reason is an image pull
-// failure.
+// problem is stuck (see stuck) when every reason is: an image that cannot
+// be pulled, a container in CrashLoopBackOff (whose last log lines the
+// wait adds when it gives up), a pod the scheduler cannot place.
 func describePod(p *corev1.Pod) problem {
 	var reasons []string
-	pulls, permanent := 0, false
-	add := func(pull bool, format string, args ...any) {
+	worst := stuckNow // the least stuck of the reasons
+	add := func(s stuck, format string, args ...any) {
 		reasons = append(reasons, fmt.Sprintf(format, args...))
-		if pull {
-			pulls++
-		}
+		worst = min(worst, s)
 	}
-	for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
-		if w := cs.State.Waiting; w != nil && imagePullReasons[w.Reason] && permanentPull(w.Reason, w.Message) {
-			permanent = true
-		}
-	}
+	var crashing []string
 	if p.DeletionTimestamp != nil {
-		add(false, "terminating")
+		add(notStuck, "terminating")
 	}
 	if podTerminal(p) {
-		add(false, "phase %s%s", p.Status.Phase, detail(p.Status.Reason, p.Status.Message))
+		add(notStuck, "phase %s%s", p.Status.Phase, detail(p.Status.Reason, p.Status.Message))
 	}
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodScheduled && c.Status != corev1.ConditionTrue {
-			add(false, "not scheduled%s", detail(c.Reason, c.Message))
+			s := notStuck
+			if c.Reason == corev1.PodReasonUnschedulable {
+				s = stuckAfterGrace
+			}
+			add(s, "not scheduled%s", detail(c.Reason, c.Message))
 		}
 	}
 	images := map[string]string{}
@@ -107,6 +116,13 @@ func describePod(p *corev1.Pod) problem {
 		images[c.Name] = c.Image
 	}
 	seen := map[string]bool{}
+	container := func(cs corev1.ContainerStatus, label, key string) {
+		r, s := containerReason(cs, images[key])
+		if w := cs.State.Waiting; w != nil && w.Reason == "CrashLoopBackOff" {
+			crashing = append(crashing, cs.Name)
+		}
+		add(s, "%s %s %s", label, cs.Name, r)
+	}
 	for _, cs := range p.Status.InitContainerStatuses {
 		seen["init:"+cs.Name] = true
 		if cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0 {
@@ -115,39 +131,40 @@ func describePod(p *corev1.Pod) problem {
 		if cs.Ready {
 			continue
 		}
-		r, pull := containerReason(cs, images["init:"+cs.Name])
-		add(pull, "init container %s %s", cs.Name, r)
+		container(cs, "init container", "init:"+cs.Name)
 	}
 	for _, cs := range p.Status.ContainerStatuses {
 		seen[cs.Name] = true
 		if cs.Ready {
 			continue
 		}
-		r, pull := containerReason(cs, images[cs.Name])
-		add(pull, "container %s %s", cs.Name, r)
+		container(cs, "container", cs.Name)
 	}
 	if p.Spec.NodeName != "" && !podTerminal(p) {
 		for _, c := range p.Spec.Containers {
 			if !seen[c.Name] {
-				add(false, "container %s has no status yet (image %s)", c.Name, c.Image)
+				add(notStuck, "container %s has no status yet (image %s)", c.Name, c.Image)
 			}
 		}
 	}
 	if len(reasons) == 0 {
 		for _, c := range p.Status.Conditions {
 			if c.Type == corev1.PodReady && c.Status != corev1.ConditionTrue {
-				add(false, "not ready%s", detail(c.Reason, c.Message))
+				add(notStuck, "not ready%s", detail(c.Reason, c.Message))
 			}
 		}
 	}
 	if len(reasons) == 0 {
-		add(false, "not ready (phase %s)", phaseOrPending(p))
+		add(notStuck, "not ready (phase %s)", phaseOrPending(p))
 	}
-	kind := kindOther
-	if pulls == len(reasons) {
-		kind = kindImagePull
+	pr := problem{text: podName(p) + ": " + strings.Join(reasons, "; "), kind: kindOther}
+	if worst != notStuck {
+		pr.kind, pr.stuck = kindStuck, worst
+		for _, c := range crashing {
+			pr.logs = append(pr.logs, logRef{namespace: p.Namespace, pod: p.Name, container: c})
+		}
 	}
-	return problem{text: podName(p) + ": " + strings.Join(reasons, "; "), kind: kind, permanent: kind == kindImagePull && permanent}
+	return pr
 }
 
 func phaseOrPending(p *corev1.Pod) corev1.PodPhase {
@@ -158,8 +175,8 @@ func phaseOrPending(p *corev1.Pod) corev1.PodPhase {
 }
 
 // containerReason describes a container that is not ready, e.g.
-// "waiting: ErrImagePull (image i): message".
-func containerReason(cs corev1.ContainerStatus, image string) (string, bool) {
+// "waiting: ErrImagePull (image i): message", and how stuck it is.
+func containerReason(cs corev1.ContainerStatus, image string) (string, stuck) {
 	if image == "" {
 		image = cs.Image
 	}
@@ -181,14 +198,23 @@ func containerReason(cs corev1.ContainerStatus, image string) (string, bool) {
 		if lt := cs.LastTerminationState.Terminated; lt != nil && !imagePullReasons[w.Reason] {
 			s += fmt.Sprintf("; last exit code %d%s", lt.ExitCode, detail(lt.Reason, lt.Message))
 		}
-		return s, imagePullReasons[w.Reason]
+		switch {
+		case imagePullReasons[w.Reason] && permanentPull(w.Reason, w.Message):
+			return s, stuckNow
+		case imagePullReasons[w.Reason]:
+			return s, stuckAfterGrace
+		case w.Reason == "CrashLoopBackOff":
+			// The kubelet backs off only after the container failed.
+			return s, stuckNow
+		}
+		return s, notStuck
 	case cs.State.Terminated != nil:
 		t := cs.State.Terminated
-		return fmt.Sprintf("terminated: exit code %d%s%s", t.ExitCode, detail(t.Reason, t.Message), restarts), false
+		return fmt.Sprintf("terminated: exit code %d%s%s", t.ExitCode, detail(t.Reason, t.Message), restarts), notStuck
 	case cs.State.Running != nil:
-		return fmt.Sprintf("running but not ready (readiness probe failing or not yet run%s)", restarts), false
+		return fmt.Sprintf("running but not ready (readiness probe failing or not yet run%s)", restarts), notStuck
 	}
-	return fmt.Sprintf("has no state yet (image %s)", image), false
+	return fmt.Sprintf("has no state yet (image %s)", image), notStuck
 }
 
 // detail is ": reason: message" with the parts that are set.

@@ -87,21 +87,21 @@ func TestPodsReadyTimeoutNamesPodNodeAndReason(t *testing.T) {
 	}
 }
 
-func TestPodsReadyFailFastOnImagePull(t *testing.T) {
+func TestPodsReadyFailFast(t *testing.T) {
 	f := newFake(
 		pulling(pod("sriov", "dp-a", "sriov-worker", sriovdp, false), "ImagePullBackOff"),
 		pulling(pod("sriov", "dp-b", "sriov-worker2", sriovdp, false), "ErrImagePull"),
 		pod("sriov", "dp-c", "sriov-worker3", sriovdp, true),
 	)
 	start := time.Now()
-	err := PodsReady(ctx, f, "sriov", "", long, FailFastOnImagePull())
+	err := PodsReady(ctx, f, "sriov", "", long, FailFast())
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("fail fast took %s", d)
 	}
-	if !errors.Is(err, ErrImagePull) {
-		t.Fatalf("error %v, want ErrImagePull", err)
+	if !errors.Is(err, ErrWontHeal) {
+		t.Fatalf("error %v, want ErrWontHeal", err)
 	}
-	if !strings.HasPrefix(err.Error(), "gave up waiting for pods in namespace sriov to be Ready: only image pulls are failing") ||
+	if !strings.HasPrefix(err.Error(), "gave up waiting for pods in namespace sriov to be Ready: what is left will not heal by waiting") ||
 		!strings.Contains(err.Error(), "pod sriov/dp-a on node sriov-worker: container c waiting: ImagePullBackOff (image registry.example/img:v1)") {
 		t.Errorf("error text:\n%s", err)
 	}
@@ -111,7 +111,7 @@ func TestPodsReadyFailFastWaitsWhileOtherProblemsRemain(t *testing.T) {
 	creating := setReady(pod("sriov", "dp-b", "sriov-worker2", sriovdp, false), false)
 	creating.Status.ContainerStatuses[0].State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}
 	f := newFake(pulling(pod("sriov", "dp-a", "sriov-worker", sriovdp, false), "ErrImagePull"), creating)
-	err := PodsReady(ctx, f, "sriov", "", short, FailFastOnImagePull())
+	err := PodsReady(ctx, f, "sriov", "", short, FailFast())
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("error %v, want a timeout: a container is still being created", err)
 	}
@@ -166,16 +166,60 @@ func TestPodsReadyFailFastGraceForPullsThatMayHeal(t *testing.T) {
 	p.Status.ContainerStatuses[0].State.Waiting.Message = `failed to pull image "ghcr.io/x/y:v1": dial tcp: lookup ghcr.io: no such host`
 	f := newFake(p)
 	start := time.Now()
-	err := PodsReady(ctx, f, "sriov", "", long, FailFastOnImagePull(), withPullGrace(300*time.Millisecond))
-	if d := time.Since(start); !errors.Is(err, ErrImagePull) || d < 300*time.Millisecond || d > 3*time.Second {
-		t.Fatalf("after %s: %v; want ErrImagePull after the grace of 300ms", d, err)
+	err := PodsReady(ctx, f, "sriov", "", long, FailFast(), withGrace(300*time.Millisecond))
+	if d := time.Since(start); !errors.Is(err, ErrWontHeal) || d < 300*time.Millisecond || d > 3*time.Second {
+		t.Fatalf("after %s: %v; want ErrWontHeal after the grace of 300ms", d, err)
 	}
-	if !strings.Contains(err.Error(), "they will not succeed by waiting") || !strings.Contains(err.Error(), "lookup ghcr.io: no such host") {
+	if !strings.Contains(err.Error(), "what is left will not heal by waiting") || !strings.Contains(err.Error(), "lookup ghcr.io: no such host") {
 		t.Errorf("error text:\n%s", err)
 	}
 	if !permanentPull("ErrImagePull", `rpc error: code = NotFound desc = failed to pull and unpack image "ghcr.io/x/y:v0": failed to resolve reference "ghcr.io/x/y:v0": ghcr.io/x/y:v0: not found`) ||
 		!permanentPull("ErrImagePull", "pull access denied, repository does not exist or may require authorization") ||
 		permanentPull("ErrImagePull", "dial tcp 10.0.0.1:443: i/o timeout") {
 		t.Error("permanentPull misjudges the kubelet's messages")
+	}
+}
+
+// A container in CrashLoopBackOff ends a fail-fast wait at once, with the
+// last lines of its previous run's log.
+func TestPodsReadyFailFastOnCrashLoop(t *testing.T) {
+	p := setReady(pod("sriov", "dp-a", "sriov-worker", sriovdp, false), false)
+	p.Status.ContainerStatuses[0].RestartCount = 3
+	p.Status.ContainerStatuses[0].State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 40s restarting failed container=c pod=dp-a"}}
+	p.Status.ContainerStatuses[0].LastTerminationState = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}}
+	f := newFake(p)
+	start := time.Now()
+	err := PodsReady(ctx, f, "sriov", "", long, FailFast())
+	if !errors.Is(err, ErrWontHeal) || time.Since(start) > 5*time.Second {
+		t.Fatalf("after %s: %v; want ErrWontHeal at once", time.Since(start), err)
+	}
+	for _, want := range []string{
+		"pod sriov/dp-a on node sriov-worker: container c waiting: CrashLoopBackOff (image registry.example/img:v1, 3 restarts): back-off 40s restarting failed container=c pod=dp-a; last exit code 1: Error",
+		"last 1 lines of container c's log:\n        fake logs",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error lacks %q:\n%s", want, err)
+		}
+	}
+	// Without fail fast, it waits.
+	if err := PodsReady(ctx, newFake(p), "sriov", "", short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("without FailFast: %v, want a timeout", err)
+	}
+}
+
+// A pod the scheduler cannot place gets the grace, then ends the wait.
+func TestPodsReadyFailFastUnschedulable(t *testing.T) {
+	p := pod("kube-system", "injector-x", "", nil, false)
+	p.Status.Phase = corev1.PodPending
+	p.Status.ContainerStatuses = nil
+	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable,
+		Message: "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules."}}
+	start := time.Now()
+	err := PodsReady(ctx, newFake(p), "kube-system", "", long, FailFast(), withGrace(200*time.Millisecond))
+	if d := time.Since(start); !errors.Is(err, ErrWontHeal) || d < 200*time.Millisecond {
+		t.Fatalf("after %s: %v; want ErrWontHeal after the grace", d, err)
+	}
+	if !strings.Contains(err.Error(), "pod kube-system/injector-x (not scheduled): not scheduled: Unschedulable: 0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules.") {
+		t.Errorf("error text:\n%s", err)
 	}
 }

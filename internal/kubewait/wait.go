@@ -16,14 +16,15 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 )
 
-// ErrImagePull is the cause (see Error.Err) of a wait that stopped early
-// under FailFastOnImagePull.
-var ErrImagePull = errors.New("image pull failed")
+// ErrWontHeal is the cause (see Error.Err) of a wait that stopped early
+// under FailFast: what is left does not heal by waiting.
+var ErrWontHeal = errors.New("what is left does not heal by waiting")
 
 // Error is the error of a wait that did not reach its goal.
 type Error struct {
@@ -32,7 +33,7 @@ type Error struct {
 	// Timeout is the wait's own timeout (0: none).
 	Timeout time.Duration
 	// Err is the cause: context.DeadlineExceeded when the timeout ran out,
-	// the context's error when it was cancelled, ErrImagePull when the
+	// the context's error when it was cancelled, ErrWontHeal when the
 	// wait failed fast.
 	Err error
 	// Problems lists what was still missing when the wait ended, one
@@ -44,8 +45,8 @@ type Error struct {
 func (e *Error) Error() string {
 	var b strings.Builder
 	switch {
-	case errors.Is(e.Err, ErrImagePull):
-		fmt.Fprintf(&b, "gave up waiting for %s: only image pulls are failing, and they will not succeed by waiting", e.What)
+	case errors.Is(e.Err, ErrWontHeal):
+		fmt.Fprintf(&b, "gave up waiting for %s: what is left will not heal by waiting (images that cannot be pulled, containers crashing, pods that cannot be scheduled)", e.What)
 	case errors.Is(e.Err, context.DeadlineExceeded) && e.Timeout > 0:
 		fmt.Fprintf(&b, "timed out after %s waiting for %s", e.Timeout, e.What)
 	default:
@@ -67,28 +68,36 @@ func (e *Error) Unwrap() error { return e.Err }
 type Option func(*options)
 
 type options struct {
-	failFast  bool
-	pullGrace time.Duration
+	failFast bool
+	grace    time.Duration
 	progress  func(string)
 }
 
-// FailFastOnImagePull ends a wait early, with ErrImagePull, once every
-// remaining problem is a container that cannot pull its image
-// (ErrImagePull, ImagePullBackOff, InvalidImageName, ...): at once when
-// the kubelet says the image does not exist or access is denied, else when
-// it has been so for PullGrace (the kubelet's first two back-offs, 10 and
-// 20 s, so that a pull that fails once for a passing reason is retried).
-// By default a wait keeps going until its timeout, because an image may
-// still arrive (pushed to a registry or loaded into the nodes later), and
-// then reports the pull errors in its message.
-func FailFastOnImagePull() Option { return func(o *options) { o.failFast = true } }
+// FailFast ends a wait early, with ErrWontHeal, once every remaining
+// problem is one that waiting does not heal: a container whose image
+// cannot be pulled (ErrImagePull, ImagePullBackOff, InvalidImageName,
+// ...), a container in CrashLoopBackOff, a pod the scheduler cannot place.
+// It gives up at once when the kubelet says the image does not exist or
+// access is denied, or a container crash-loops (the error then carries
+// the last lines of its log); otherwise when it has been so for Grace
+// (the kubelet's first two pull back-offs, 10 and 20 s, so that a pull
+// that fails once for a passing reason is retried, and a scheduler that
+// waits for a node to become ready gets the time). By default a wait keeps
+// going until its timeout, because an image may still arrive (pushed to a
+// registry or loaded into the nodes later), and then reports the problems
+// in its message.
+func FailFast() Option { return func(o *options) { o.failFast = true } }
 
-// PullGrace is how long FailFastOnImagePull lets image pulls that may
-// still heal be the only problem before it gives up.
-const PullGrace = 35 * time.Second
+// Grace is how long FailFast lets problems that may still heal be the only
+// ones before it gives up.
+const Grace = 35 * time.Second
 
-// withPullGrace changes PullGrace (tests).
-func withPullGrace(d time.Duration) Option { return func(o *options) { o.pullGrace = d } }
+// LogLines is how many lines of a crash-looping container's last log a
+// fail-fast error carries.
+const LogLines = 8
+
+// withGrace changes Grace (tests).
+func withGrace(d time.Duration) Option { return func(o *options) { o.grace = d } }
 
 // WithProgress calls fn with a one-line summary of what is still missing
 // whenever that summary changes (for verbose output).
@@ -101,15 +110,22 @@ type problemKind int
 const (
 	kindOther problemKind = iota
 	kindSummary
-	kindImagePull
+	kindStuck
 )
 
 type problem struct {
 	text string
 	kind problemKind
-	// permanent: an image pull that no retry can heal (see permanentPull).
-	permanent bool
+	// stuck says how soon a fail-fast wait gives up on a kindStuck
+	// problem.
+	stuck stuck
+	// logs are the containers whose last log lines a fail-fast error
+	// shows.
+	logs []logRef
 }
+
+// logRef names a container, for its logs.
+type logRef struct{ namespace, pod, container string }
 
 type status struct {
 	done     bool
@@ -122,21 +138,20 @@ func (s *status) add(kind problemKind, format string, args ...any) {
 
 func (s *status) merge(o status) { s.problems = append(s.problems, o.problems...) }
 
-// onlyImagePulls reports whether the remaining problems are image pull
-// failures and nothing else that blocks, and whether one of them is
-// permanent.
-func (s *status) onlyImagePulls() (only, permanent bool) {
-	pulls := 0
+// onlyStuck reports whether every remaining problem is stuck (nothing
+// else blocks), and whether one of them is stuck for good now.
+func (s *status) onlyStuck() (only, now bool) {
+	n := 0
 	for _, p := range s.problems {
 		switch p.kind {
-		case kindImagePull:
-			pulls++
-			permanent = permanent || p.permanent
+		case kindStuck:
+			n++
+			now = now || p.stuck == stuckNow
 		case kindOther:
 			return false, false
 		}
 	}
-	return pulls > 0, permanent
+	return n > 0, now
 }
 
 func (s *status) lines() []string {
@@ -288,10 +303,10 @@ func wait(ctx context.Context, client kubernetes.Interface, what string, timeout
 	}
 	tick.Stop()
 
-	if o.pullGrace == 0 {
-		o.pullGrace = PullGrace
+	if o.grace == 0 {
+		o.grace = Grace
 	}
-	var pullsSince time.Time // since when only image pulls fail
+	var stuckSince time.Time // since when only stuck problems are left
 	var graceOver <-chan time.Time
 	last := ""
 	for {
@@ -300,17 +315,15 @@ func wait(ctx context.Context, client kubernetes.Interface, what string, timeout
 			return nil
 		}
 		if o.failFast {
-			only, permanent := st.onlyImagePulls()
+			only, now := st.onlyStuck()
 			switch {
-			case only && permanent:
-				return fail(ErrImagePull, st.problems)
-			case only && pullsSince.IsZero():
-				pullsSince = time.Now()
-				graceOver = time.After(o.pullGrace)
-			case only && time.Since(pullsSince) >= o.pullGrace:
-				return fail(ErrImagePull, st.problems)
+			case only && (now || !stuckSince.IsZero() && time.Since(stuckSince) >= o.grace):
+				return fail(ErrWontHeal, withLogs(ctx, client, st.problems))
+			case only && stuckSince.IsZero():
+				stuckSince = time.Now()
+				graceOver = time.After(o.grace)
 			case !only:
-				pullsSince, graceOver = time.Time{}, nil
+				stuckSince, graceOver = time.Time{}, nil
 			}
 		}
 		if o.progress != nil {
@@ -331,6 +344,31 @@ func wait(ctx context.Context, client kubernetes.Interface, what string, timeout
 			graceOver = nil
 		}
 	}
+}
+
+// withLogs adds to each problem the last lines of the log of its
+// crash-looping containers (their previous run).
+func withLogs(ctx context.Context, client kubernetes.Interface, ps []problem) []problem {
+	out := make([]problem, len(ps))
+	for i, p := range ps {
+		for _, l := range p.logs {
+			tailLines := int64(LogLines)
+			lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			b, err := client.CoreV1().Pods(l.namespace).GetLogs(l.pod, &corev1.PodLogOptions{Container: l.container, Previous: true, TailLines: &tailLines}).DoRaw(lctx)
+			cancel()
+			if err != nil {
+				p.text += fmt.Sprintf("\n      (the log of container %s: %v)", l.container, err)
+				continue
+			}
+			lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+			p.text += fmt.Sprintf("\n      last %d lines of container %s's log:", len(lines), l.container)
+			for _, line := range lines {
+				p.text += "\n        " + line
+			}
+		}
+		out[i] = p
+	}
+	return out
 }
 
 // braces names several objects of one namespace: "ns/{a,b}" or "ns/a".

@@ -91,15 +91,15 @@ func TestScenarioDefaultImages(t *testing.T) {
 		}
 		t.Logf("cluster-up failed after %s", d.Round(time.Second))
 		for _, want := range []string{
-			"only image pulls are failing, and they will not succeed by waiting",
+			"what is left will not heal by waiting",
 			"(image " + missing + ")",
-			"The images that cannot be pulled are set by " + config.EnvSRIOVCNIImage + "=" + missing,
+			"The images of these containers are set by " + config.EnvSRIOVCNIImage + "=" + missing,
 		} {
 			if !strings.Contains(out, want) {
 				t.Errorf("the output lacks %q:\n%s", want, tail(out, 40))
 			}
 		}
-		if strings.Contains(out, "The images that cannot be pulled are set by "+config.EnvMultusImage) {
+		if strings.Contains(out, "The images of these containers are set by "+config.EnvMultusImage) {
 			t.Errorf("the error blames MULTUS_IMAGE, whose image was pulled:\n%s", tail(out, 40))
 		}
 		m := regexp.MustCompile(`✗ wait for the multus, sriov-cni and device plugin DaemonSets \(([^)]+)\)`).FindStringSubmatch(out)
