@@ -74,9 +74,9 @@ func podName(p *corev1.Pod) string {
 type stuck int
 
 const (
-	notStuck stuck = iota // may heal: keep waiting
-	stuckAfterGrace       // gives up after the grace (a pull that may still succeed, a pod not scheduled yet)
-	stuckNow              // gives up at once (no such image, access denied, CrashLoopBackOff)
+	notStuck        stuck = iota // may heal: keep waiting
+	stuckAfterGrace              // gives up after the grace (a pull that may still succeed, a pod not scheduled yet)
+	stuckNow                     // gives up at once (no such image, access denied, CrashLoopBackOff)
 )
 
 // describePod says why a pod is not ready, as one problem: its name and

@@ -70,7 +70,7 @@ type Option func(*options)
 type options struct {
 	failFast bool
 	grace    time.Duration
-	progress  func(string)
+	progress func(string)
 }
 
 // FailFast ends a wait early, with ErrWontHeal, once every remaining
