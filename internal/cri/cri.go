@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -224,6 +225,22 @@ func (c CLI) ImageExists(ctx context.Context, ref string) (bool, error) {
 		if strings.Contains(o, "no such image") || strings.Contains(o, "image not known") || strings.Contains(o, "failed to find image") {
 			return false, nil
 		}
+	}
+	return false, err
+}
+
+// FileInImage reports whether path names a file (symlinks followed) in a
+// local image's file system, running readlink in a throwaway container
+// without network (the image's entrypoint is not run).
+func (c CLI) FileInImage(ctx context.Context, image, path string) (bool, error) {
+	_, err := c.run(ctx, "run", "--rm", "--network", "none", "--entrypoint", "readlink", image, "-e", path)
+	if err == nil {
+		return true, nil
+	}
+	// readlink's own "no such file" is exit status 1; the engine's
+	// failures are 125 to 127.
+	if ee := (*exec.ExitError)(nil); errors.As(err, &ee) && ee.ExitCode() == 1 {
+		return false, nil
 	}
 	return false, err
 }

@@ -182,6 +182,11 @@ func (e fakeEngine) ImageExists(ctx context.Context, ref string) (bool, error) {
 	return e.w.images[ref], nil
 }
 
+// FileInImage: the fake node image has kubectl at /usr/bin/kubectl only.
+func (e fakeEngine) FileInImage(ctx context.Context, image, path string) (bool, error) {
+	return path == "/usr/bin/kubectl", nil
+}
+
 func (e fakeEngine) PID(ctx context.Context, name string) (int, error) {
 	e.w.mu.Lock()
 	defer e.w.mu.Unlock()

@@ -149,3 +149,24 @@ func TestPullFailureNamesTheSetting(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A KUBECTL_PATH the local node image lacks is refused by name before
+// anything is created; one it has is taken.
+func TestKubectlPathCheckedInTheImage(t *testing.T) {
+	w := hostWithOtherCluster()
+	h := newHarness(t, w, map[string]string{config.EnvKubectlPath: "/nope/kubectl"})
+	w.images[h.p.cfg().NodeImage] = true
+	before := h.snapshot()
+	err := h.p.Up(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `KUBECTL_PATH="/nope/kubectl": no such file in the node image `+h.p.cfg().NodeImage) || !strings.Contains(err.Error(), "Nothing was changed") {
+		t.Fatalf("cluster-up: %v", err)
+	}
+	if after := h.snapshot(); after != before {
+		t.Errorf("the host changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	ok := newHarness(t, newWorld("pf0", "pf1"), map[string]string{config.EnvKubectlPath: "/usr/bin/kubectl"})
+	ok.w.images[ok.p.cfg().NodeImage] = true
+	if err := ok.p.Up(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

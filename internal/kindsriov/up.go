@@ -79,6 +79,9 @@ func (p *Provider) preflight(ctx context.Context, st *upState) error {
 	if err := p.preflightProxy(ctx, st); err != nil {
 		return err
 	}
+	if err := p.checkKubectlPath(ctx); err != nil {
+		return err
+	}
 	st.kindConfig, err = kindcfg.Render(c, p.kindOptions())
 	return err
 }
@@ -97,6 +100,29 @@ func (p *Provider) kindOptions() kindcfg.Options {
 		}
 	}
 	return o
+}
+
+// checkKubectlPath refuses a KUBECTL_PATH that the node image (when the
+// engine has it; kind pulls it otherwise, and the path is checked in the
+// node) does not have, before anything is created.
+func (p *Provider) checkKubectlPath(ctx context.Context) error {
+	c := p.cfg()
+	if c.KubectlPath == "" {
+		return nil
+	}
+	if ok, err := p.cli.ImageExists(ctx, c.NodeImage); err != nil || !ok {
+		return err
+	}
+	ok, err := p.cli.FileInImage(ctx, c.NodeImage, c.KubectlPath)
+	if err != nil {
+		return fmt.Errorf("looking for %s=%s in %s: %w", config.EnvKubectlPath, c.KubectlPath, c.NodeImage, err)
+	}
+	if !ok {
+		return &config.SettingError{Name: config.EnvKubectlPath, Value: c.KubectlPath,
+			Problem: "no such file in the node image " + c.NodeImage,
+			Hint:    "unset it to use the node's kubectl (/usr/bin/kubectl, /bin/kubectl or /usr/local/bin/kubectl), or give its path inside the node image"}
+	}
+	return nil
 }
 
 // alreadyUpError is cluster-up on a cluster that runs: nothing is changed.

@@ -512,6 +512,7 @@ func checkUpAgain(t *testing.T, c *cluster, pfs *pfSet, perNode int) {
 		t.Fatal(err)
 	}
 	held := pfs.checkHeld(t, c, perNode)
+	identity := clusterIdentity(t, c)
 	// Not c.run: that refuses to start a cluster-up on a running cluster.
 	p := startProc(t, c.name+" cluster-up again", c.environ(), nil, "make", "-C", repoRoot, "--no-print-directory", "cluster-up")
 	err = p.wait(upTimeout)
@@ -534,6 +535,28 @@ func checkUpAgain(t *testing.T, c *cluster, pfs *pfSet, perNode int) {
 	if again := pfs.checkHeld(t, c, perNode); fmt.Sprint(again) != fmt.Sprint(held) {
 		t.Errorf("PFs held before %v, after %v", held, again)
 	}
+	if again := clusterIdentity(t, c); again != identity {
+		t.Errorf("the second make cluster-up replaced something:\nbefore:\n%s\nafter:\n%s", identity, again)
+	}
+}
+
+// clusterIdentity is what a cluster-up that changes nothing keeps: each
+// node's name, UID and creation time (in the API), each node container's
+// ID and start time, and the registry container's ID, image and start time.
+func clusterIdentity(t *testing.T, c *cluster) string {
+	t.Helper()
+	var b strings.Builder
+	nodes, err := c.client().CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes.Items {
+		fmt.Fprintf(&b, "node %s uid %s created %s\n", n.Name, n.UID, n.CreationTimestamp.UTC().Format(time.RFC3339))
+	}
+	for _, ct := range append(c.nodeNames(), c.registry()) {
+		fmt.Fprintf(&b, "container %s\n", dockerT(t, "inspect", "--format", "{{.Name}} {{.Id}} {{.Image}} {{.State.StartedAt}} restarts={{.RestartCount}}", ct))
+	}
+	return b.String()
 }
 
 // syncUseAndDown ends a scenario: `make cluster-sync` of the image built

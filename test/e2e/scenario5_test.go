@@ -62,6 +62,8 @@ func TestScenarioPodman(t *testing.T) {
 		}
 	})
 	t.Run("PF in the worker", func(t *testing.T) { pfs.checkHeld(t, c, 1) })
+	t.Run("README component pods", func(t *testing.T) { checkComponentPods(t, c, c.workers()) })
+	t.Run("files", func(t *testing.T) { checkFiles(t, c) })
 	t.Run("cluster-sync", func(t *testing.T) {
 		const img = "kubevirt/e2e-podman:devel"
 		if _, err := podman("tag", registryImage, img); err != nil {
@@ -90,6 +92,9 @@ func TestScenarioPodman(t *testing.T) {
 	if _, err := podman("inspect", c.registry()); err == nil {
 		t.Errorf("registry %s left", c.registry())
 	}
+	// The ledger and the cluster's files are gone too (checkGone's
+	// container checks speak docker, where nothing of this cluster was).
+	t.Run("nothing left", func(t *testing.T) { checkGone(t, c) })
 	pfs.checkBack(t)
 }
 
