@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/kubevirt/kubevirtci-go/internal/components"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
 	"github.com/kubevirt/kubevirtci-go/internal/kubeapply"
@@ -237,20 +235,15 @@ func (p *Provider) loadComponentImages(ctx context.Context, created <-chan struc
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	g, gctx := errgroup.WithContext(ctx)
-	for _, n := range nodes() {
-		n := n
-		g.Go(func() error {
-			f, err := os.Open(archive)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if _, err := p.cli.ExecInput(gctx, f, n, "ctr", "--namespace=k8s.io", "images", "import", "--all-platforms", "-"); err != nil {
-				return fmt.Errorf("loading %s into node %s: %w", strings.Join(local, ", "), n, err)
-			}
-			return nil
-		})
-	}
-	return local, g.Wait()
+	return local, inEachNode(ctx, nodes(), func(ctx context.Context, n string) error {
+		f, err := os.Open(archive)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if _, err := p.cli.ExecInput(ctx, f, n, "ctr", "--namespace=k8s.io", "images", "import", "--all-platforms", "-"); err != nil {
+			return fmt.Errorf("loading %s into node %s: %w", strings.Join(local, ", "), n, err)
+		}
+		return nil
+	})
 }

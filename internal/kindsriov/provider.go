@@ -16,6 +16,7 @@ import (
 	"io"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -180,6 +181,16 @@ func realDeps(p *Provider) deps {
 }
 
 func (p *Provider) cfg() *config.Config { return p.env.Config }
+
+// inEachNode runs fn for every node at once and returns the first error;
+// the others are then cancelled.
+func inEachNode(ctx context.Context, nodes []string, fn func(ctx context.Context, node string) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, n := range nodes {
+		g.Go(func() error { return fn(gctx, n) })
+	}
+	return g.Wait()
+}
 
 // setup detects the container engine and the kind to use. It touches nothing.
 func (p *Provider) setup(ctx context.Context) error {

@@ -7,13 +7,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/kubevirt/kubevirtci-go/internal/config"
 	"github.com/kubevirt/kubevirtci-go/internal/localregistry"
@@ -101,14 +100,10 @@ func (p *Provider) removeRegistry(ctx context.Context) error {
 func (p *Provider) configureNodes(ctx context.Context, st *upState) error {
 	script := nodeSetupScript(p.cfg())
 	p.env.Log.Debugf("   node set-up, in each node:\n%s", indent(script))
-	g, gctx := errgroup.WithContext(ctx)
-	for _, n := range st.nodes {
-		g.Go(func() error {
-			_, err := p.cli.ExecInput(gctx, strings.NewReader(script), n, "sh", "-s")
-			return err
-		})
-	}
-	return g.Wait()
+	return inEachNode(ctx, st.nodes, func(ctx context.Context, n string) error {
+		_, err := p.cli.ExecInput(ctx, strings.NewReader(script), n, "sh", "-s")
+		return err
+	})
 }
 
 // hostsFiles are the hosts.toml files of a cluster's nodes, by path: the
@@ -133,14 +128,9 @@ func hostsFiles(c *config.Config) map[string]string {
 // The paths come from validated registry hosts (no quote can be in them).
 func nodeSetupScript(c *config.Config) string {
 	files := hostsFiles(c)
-	paths := make([]string, 0, len(files))
-	for f := range files {
-		paths = append(paths, f)
-	}
-	sort.Strings(paths)
 	var b strings.Builder
 	b.WriteString("set -e\n")
-	for _, f := range paths {
+	for _, f := range slices.Sorted(maps.Keys(files)) {
 		fmt.Fprintf(&b, "mkdir -p '%s'\ncat > '%s' <<'KUBEVIRTCI_EOF'\n%sKUBEVIRTCI_EOF\n", path.Dir(f), f, files[f])
 	}
 	// The module may be built in or already loaded on the host; the
@@ -190,19 +180,15 @@ func (p *Provider) noProxy() string {
 // its CA, and is restarted. The background image import starts after it.
 func (p *Provider) setupProxy(ctx context.Context, st *upState) error {
 	p.env.Log.Debugf("   setup script (from %s, adapted to containerd), in each node:\n%s", regproxy.URL(p.cfg().RegistryProxy), indent(string(st.proxySetup)))
-	g, gctx := errgroup.WithContext(ctx)
-	for _, n := range st.nodes {
-		g.Go(func() error {
-			out, err := p.cli.ExecInput(gctx, bytes.NewReader(st.proxySetup), n, "bash", "-s")
-			if err != nil {
-				return fmt.Errorf("node %s: the registry proxy's setup script failed (%s=%s; %s=%s pulls without it): %w",
-					n, config.EnvRegistryProxy, p.cfg().RegistryProxy, config.EnvRegistryProxy, config.RegistryProxyOff, err)
-			}
-			p.env.Log.Debugf("   %s: %s", n, strings.TrimSpace(string(out)))
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	if err := inEachNode(ctx, st.nodes, func(ctx context.Context, n string) error {
+		out, err := p.cli.ExecInput(ctx, bytes.NewReader(st.proxySetup), n, "bash", "-s")
+		if err != nil {
+			return fmt.Errorf("node %s: the registry proxy's setup script failed (%s=%s; %s=%s pulls without it): %w",
+				n, config.EnvRegistryProxy, p.cfg().RegistryProxy, config.EnvRegistryProxy, config.RegistryProxyOff, err)
+		}
+		p.env.Log.Debugf("   %s: %s", n, strings.TrimSpace(string(out)))
+		return nil
+	}); err != nil {
 		return err
 	}
 	st.nodesReady()

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/kubevirt/kubevirtci-go/internal/kube"
 	"github.com/kubevirt/kubevirtci-go/internal/sriov"
 )
@@ -63,12 +61,10 @@ func (p *Provider) moveNICs(ctx context.Context, st *upState) error {
 // SR-IOV components.
 func (p *Provider) prepareNodes(ctx context.Context, st *upState) error {
 	var nodes []string
-	g, gctx := errgroup.WithContext(ctx)
 	for _, a := range st.assignments {
-		g.Go(func() error { return sriov.PrepareNode(gctx, p.cli, a.Node) })
 		nodes = append(nodes, a.Node)
 	}
-	if err := g.Wait(); err != nil {
+	if err := inEachNode(ctx, nodes, func(ctx context.Context, n string) error { return sriov.PrepareNode(ctx, p.cli, n) }); err != nil {
 		return err
 	}
 	return kube.LabelNodes(ctx, st.client, nodes, sriov.NodeLabelKey, sriov.NodeLabelValue)
