@@ -48,9 +48,9 @@ CRI_BIN=docker KUBEVIRT_PROVIDER=kind-1.22-sriov scripts/mage.sh image:node imag
 # that has none of the images the build is about 20 minutes of CPU. When
 # the images are up to date it ends in seconds.
 bglog=${TMPDIR:-/tmp}/kubevirtci-e2e-images-kind-sriov.log
-setsid nice -n 19 env CRI_BIN=docker KUBEVIRT_PROVIDER=kind-sriov scripts/mage.sh image:node image:components >"$bglog" 2>&1 &
-bg=$!
 bgstart=$(date +%s)
+setsid nice -n 19 sh -c 'env CRI_BIN=docker KUBEVIRT_PROVIDER=kind-sriov scripts/mage.sh image:node image:components && echo "e2e: kind-sriov images built in $(( $(date +%s) - $1 ))s"' sh "$bgstart" >"$bglog" 2>&1 &
+bg=$!
 trap 'kill -- -$bg 2>/dev/null || true' EXIT
 log "kind-sriov's images: building in the background (log: $bglog)"
 
@@ -60,13 +60,15 @@ proof() {
 }
 
 waitImages() {
+	local waitstart
+	waitstart=$(date +%s)
 	if ! wait "$bg"; then
 		log "building kind-sriov's images failed; the end of its log ($bglog):"
 		tail -n 60 "$bglog" >&2
 		exit 1
 	fi
 	trap - EXIT
-	log "kind-sriov's images ready, $(( $(date +%s) - bgstart ))s after the background build started"
+	log "kind-sriov's images ready ($(tail -n 1 "$bglog" | sed 's/^e2e: //'); waited for $(( $(date +%s) - waitstart ))s)"
 }
 
 args=(-count=1 -timeout "${E2E_TIMEOUT:-60m}" -v)
