@@ -132,9 +132,8 @@ func (p *Provider) waitedFor() (ready bool, what string) {
 
 // imageLoad is the background loading of the component images.
 type imageLoad struct {
+	*background
 	created chan struct{} // closed once the nodes exist (st.nodes is set)
-	done    chan struct{} // closed when the load has ended
-	cancel  context.CancelFunc
 	err     error
 	local   []string // the images loaded
 	took    time.Duration
@@ -143,27 +142,21 @@ type imageLoad struct {
 // startLoadingImages starts the background load. It runs before the
 // cluster is created, so that saving the images overlaps with kind.
 func (p *Provider) startLoadingImages(ctx context.Context, st *upState) error {
-	ctx, cancel := context.WithCancel(ctx)
-	l := &imageLoad{created: make(chan struct{}), done: make(chan struct{}), cancel: cancel}
+	l := &imageLoad{created: make(chan struct{})}
 	st.imageLoad = l
-	go func() {
-		defer close(l.done)
+	l.background = goBackground(ctx, func(ctx context.Context) {
 		start := time.Now()
 		l.local, l.err = p.loadComponentImages(ctx, l.created, func() []string { return st.nodes })
 		l.took = time.Since(start)
-	}()
+	})
 	return nil
 }
 
 // waitLoadingImages waits for the background load to end.
 func (p *Provider) waitLoadingImages(ctx context.Context, st *upState) error {
 	l := st.imageLoad
-	select {
-	case <-l.done:
-	case <-ctx.Done():
-		l.cancel()
-		<-l.done
-		return ctx.Err()
+	if err := l.wait(ctx); err != nil {
+		return err
 	}
 	if l.err != nil {
 		return l.err
@@ -191,8 +184,7 @@ func (st *upState) nodesReady() {
 // failed before waiting for it).
 func (st *upState) stopLoadingImages() {
 	if l := st.imageLoad; l != nil {
-		l.cancel()
-		<-l.done
+		l.stop()
 	}
 }
 

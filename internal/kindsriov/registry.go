@@ -25,25 +25,22 @@ import (
 func (p *Provider) startRegistry(ctx context.Context, st *upState) error {
 	// Recorded first: the container may exist before Ensure returns.
 	st.made[madeRegistry] = true
-	ctx, cancel := context.WithCancel(ctx)
-	r := &registryStart{done: make(chan struct{}), cancel: cancel, container: p.cfg().RegistryContainer()}
+	c := p.cfg()
+	r := &registryStart{container: c.RegistryContainer()}
 	st.registry = r
-	go func() {
-		defer close(r.done)
-		c := p.cfg()
+	r.background = goBackground(ctx, func(ctx context.Context) {
 		r.outcome, r.err = localregistry.Ensure(ctx, p.cli, registrySpec(c), p.deps.portFree)
 		if r.err == nil {
 			p.env.Log.Debugf("registry %s %s on 127.0.0.1:%d", c.RegistryContainer(), r.outcome, c.RegistryHostPort)
 			r.err = p.deps.serving(ctx, c.RegistryHostPort, 30*time.Second)
 		}
-	}()
+	})
 	return nil
 }
 
 // registryStart is the registry being started in the background.
 type registryStart struct {
-	done      chan struct{}
-	cancel    context.CancelFunc
+	*background
 	outcome   localregistry.Outcome
 	err       error
 	container string
@@ -52,13 +49,11 @@ type registryStart struct {
 // waitRegistry waits for the registry started by startRegistry to answer.
 func (p *Provider) waitRegistry(ctx context.Context, st *upState) error {
 	r := st.registry
-	select {
-	case <-r.done:
-	case <-ctx.Done():
-		st.stopRegistry()
-		return ctx.Err()
+	err := r.wait(ctx)
+	st.stopRegistry() // records a registry found there already
+	if err != nil {
+		return err
 	}
-	st.stopRegistry()
 	return r.err
 }
 
@@ -70,8 +65,7 @@ func (st *upState) stopRegistry() {
 	if r == nil {
 		return
 	}
-	r.cancel()
-	<-r.done
+	r.stop()
 	if r.outcome == localregistry.Reused && st.made[madeRegistry] {
 		delete(st.made, madeRegistry)
 		st.existed = append(st.existed, "registry "+r.container)

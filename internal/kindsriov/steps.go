@@ -31,6 +31,9 @@ type step struct {
 	// inspect: a failed cluster-up leaves what this step created, so that
 	// the failure can be inspected; an interrupted one undoes it.
 	inspect bool
+	// off leaves the step out of this cluster's table (a setting turns
+	// it off).
+	off bool
 }
 
 // undo is one named cleanup action.
@@ -73,7 +76,7 @@ func (p *Provider) steps() []step {
 		},
 		{name: "Checking etcd runs on tmpfs", do: p.checkEtcd},
 		// With REGISTRY_PROXY (CI=true) only; see below.
-		{name: proxyStep + c.RegistryProxy, do: p.setupProxy},
+		{name: "Pointing the nodes' containerd at the registry proxy " + c.RegistryProxy, do: p.setupProxy, off: c.RegistryProxy == ""},
 		{
 			name: "Starting registry " + c.RegistryContainer() + " (in the background)", do: p.startRegistry,
 			creates: madeRegistry, inspect: true,
@@ -98,14 +101,8 @@ func (p *Provider) steps() []step {
 		{name: "Waiting for registry " + c.RegistryContainer(), do: p.waitRegistry},
 		{do: p.waitComponents},
 	}
-	if c.RegistryProxy == "" {
-		steps = slices.DeleteFunc(steps, func(s step) bool { return strings.HasPrefix(s.name, proxyStep) })
-	}
-	return steps
+	return slices.DeleteFunc(steps, func(s step) bool { return s.off })
 }
-
-// proxyStep begins the name of the step that runs REGISTRY_PROXY's setup.
-const proxyStep = "Pointing the nodes' containerd at the registry proxy "
 
 // Up implements providers.Provider: it runs the steps in order. A failure
 // undoes what this run created that a person does not need to see the
