@@ -11,14 +11,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sort"
-	"syscall"
 
 	"github.com/kubevirt/kubevirtci-go/internal/cmdrun"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
 	"github.com/kubevirt/kubevirtci-go/internal/cri"
+	"github.com/kubevirt/kubevirtci-go/internal/interrupt"
 	"github.com/kubevirt/kubevirtci-go/internal/step"
 	"github.com/kubevirt/kubevirtci-go/providers"
 )
@@ -95,14 +94,10 @@ func run(cmd command, verbose bool) int {
 		Getenv:   os.Getenv,
 		RepoRoot: repoRoot(),
 	}
-	// The first Ctrl-C cancels the context: the command stops at the next
-	// step and cleans up what it must (NICs go back to the host). A second
-	// one kills the process the usual way.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		stop()
-	}()
+	// The first Ctrl-C or SIGTERM cancels the context: the command stops at
+	// the next step and cleans up what it must (NICs go back to the host).
+	// A second one kills the process the usual way.
+	ctx := interrupt.Context(context.Background())
 	if !cmd.NoConfig {
 		cfg, err := config.Load(os.Getenv, env.RepoRoot, providers.Defaults)
 		if err != nil {
@@ -111,14 +106,14 @@ func run(cmd command, verbose bool) int {
 		}
 		env.Config = cfg
 	}
-	if err := cmd.Run(ctx, env); err != nil {
+	err := cmd.Run(ctx, env)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "\nkubevirtci %s failed: %v\n", cmd.Name, err)
-		if errors.Is(err, context.Canceled) {
-			return 130
+		if cause := context.Cause(ctx); cause != nil && errors.Is(err, context.Canceled) {
+			fmt.Fprintf(os.Stderr, "(%v)\n", cause)
 		}
-		return 1
 	}
-	return 0
+	return interrupt.ExitCode(err)
 }
 
 // cri returns the container CLI: CRI_BIN, else the first engine that
