@@ -212,17 +212,15 @@ func (e fakeEngine) ExecInput(ctx context.Context, stdin io.Reader, name string,
 	case "readlink":
 		return []byte(args[len(args)-1] + "\n"), nil
 	case "stat":
-		if args[1] == "-c" { // the mode of /dev/vfio/vfio
-			return []byte("666\n"), nil
-		}
 		return []byte("tmpfs\n"), nil
-	case "cat":
-		return []byte("sysfs /sys sysfs rw,nosuid 0 0\n"), nil
 	case "journalctl":
 		e.w.mu.Lock()
 		defer e.w.mu.Unlock()
 		return []byte(e.w.kubeletLog[name]), nil
 	case "sh", "bash":
+		if args[1] == "-c" { // sriov.PrepareNode: /dev/vfio/vfio's mode, the mounts
+			return []byte("vfio 666\nsysfs /sys sysfs rw,nosuid 0 0\n"), nil
+		}
 		script, err := io.ReadAll(stdin)
 		if err != nil {
 			return nil, err

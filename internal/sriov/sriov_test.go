@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -774,28 +775,26 @@ func TestHostLock(t *testing.T) {
 	l2.release()
 }
 
+// fakeExec runs PrepareNode's script on a node described by its fields:
+// the script itself is checked on a real shell in TestPrepareScript.
 type fakeExec struct {
 	calls   []string
 	mounts  string
 	noVFIO  bool
 	mode    string
-	failCmd string
+	failing bool
 }
 
 func (f *fakeExec) Exec(_ context.Context, node string, args ...string) ([]byte, error) {
-	c := strings.Join(args, " ")
-	f.calls = append(f.calls, node+": "+c)
-	switch {
-	case f.failCmd != "" && strings.HasPrefix(c, f.failCmd):
-		return nil, errors.New("exit status 1")
-	case args[0] == "cat":
-		return []byte(f.mounts), nil
-	case args[0] == "test" && f.noVFIO:
-		return nil, errors.New("exit status 1")
-	case args[0] == "stat":
-		return []byte(f.mode + "\n"), nil
+	f.calls = append(f.calls, node+": "+strings.Join(args[:2], " "))
+	if f.failing {
+		return nil, errors.New("mount: /sys: permission denied: exit status 32")
 	}
-	return nil, nil
+	first := "vfio " + f.mode
+	if f.noVFIO {
+		first = "vfio missing"
+	}
+	return []byte(first + "\n" + f.mounts), nil
 }
 
 func TestPrepareNode(t *testing.T) {
@@ -804,9 +803,8 @@ func TestPrepareNode(t *testing.T) {
 	if err := PrepareNode(context.Background(), f, "w1"); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"w1: mount -o remount,rw /sys", "w1: cat /proc/self/mounts", "w1: test -c /dev/vfio/vfio", "w1: chmod 0666 /dev/vfio/vfio", "w1: stat -c %a /dev/vfio/vfio"}
-	if !reflect.DeepEqual(f.calls, want) {
-		t.Fatalf("calls %q", f.calls)
+	if want := []string{"w1: sh -c"}; !reflect.DeepEqual(f.calls, want) {
+		t.Fatalf("calls %q, want one command", f.calls)
 	}
 	err := PrepareNode(context.Background(), &fakeExec{mounts: rw, noVFIO: true}, "w1")
 	if !errors.Is(err, ErrNoVFIODevice) {
@@ -820,8 +818,65 @@ func TestPrepareNode(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "mode 600") {
 		t.Fatalf("chmod without effect: %v", err)
 	}
+	err = PrepareNode(context.Background(), &fakeExec{failing: true}, "w1")
+	if err == nil || !strings.Contains(err.Error(), "node w1") || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("failing script: %v", err)
+	}
 	if NodeLabelKey+"="+NodeLabelValue != "sriov_capable=true" {
 		t.Fatal("label")
+	}
+}
+
+// TestPrepareScript runs PrepareNode's script with sh, mount, stat and cat
+// that act on a folder instead of the node: its output is what PrepareNode
+// parses, and a failing remount fails it.
+func TestPrepareScript(t *testing.T) {
+	for _, c := range []struct {
+		name, vfio, mountExit, want string
+		fails                       bool
+	}{
+		{name: "ready", vfio: "c", mountExit: "0", want: "vfio 666"},
+		{name: "no vfio", vfio: "", mountExit: "0", want: "vfio missing"},
+		{name: "remount fails", vfio: "c", mountExit: "32", fails: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			bin := t.TempDir()
+			stub := func(name, body string) {
+				if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The device test is the shell's own: the case decides it.
+			stub("mount", "echo \"mount $*\" >>"+bin+"/log; exit "+c.mountExit)
+			stub("chmod", "echo \"chmod $*\" >>"+bin+"/log")
+			stub("stat", "echo 666")
+			stub("cat", "echo 'sysfs /sys sysfs rw 0 0'")
+			script := strings.ReplaceAll(prepareScript, "[ -c "+VFIODevice+" ]", "[ -n '"+c.vfio+"' ]")
+			cmd := exec.Command("/bin/sh", "-c", script)
+			cmd.Env = []string{"PATH=" + bin}
+			out, err := cmd.Output()
+			if c.fails {
+				if err == nil {
+					t.Fatalf("the script succeeded though the remount failed: %q", out)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, rest, _ := strings.Cut(string(out), "\n")
+			if first != c.want || rest != "sysfs /sys sysfs rw 0 0\n" {
+				t.Errorf("output %q, want %q then the mounts", out, c.want)
+			}
+			log, _ := os.ReadFile(filepath.Join(bin, "log"))
+			want := "mount -o remount,rw /sys\n"
+			if c.vfio != "" {
+				want += "chmod 0666 " + VFIODevice + "\n"
+			}
+			if string(log) != want {
+				t.Errorf("commands %q, want %q", log, want)
+			}
+		})
 	}
 }
 
