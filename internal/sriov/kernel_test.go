@@ -4,8 +4,8 @@ package sriov
 
 // Integration tests on the real kernel: veth pairs stand in for PFs (the
 // simulator's fake sysfs describes them as SR-IOV capable) and processes in
-// their own network namespace (unshare --net sleep) stand in for the kind
-// worker nodes. They need root and skip under -short.
+// a network and a PID namespace of their own (procNodes) stand in for the
+// kind worker nodes. They need root and skip under -short.
 
 import (
 	"bytes"
@@ -39,9 +39,6 @@ func skipUnlessRoot(t testing.TB) {
 	if os.Geteuid() != 0 {
 		testlevel.Unavailable(t, "integration test on the real kernel: needs root to create links and move them between network namespaces")
 	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		testlevel.Unavailable(t, "integration test: needs unshare (util-linux) to start stand-in nodes")
-	}
 }
 
 func randHex(n int) string {
@@ -50,7 +47,9 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// procNodes are stand-in nodes: processes in their own network namespace.
+// procNodes are stand-in nodes: processes in a network namespace and a PID
+// namespace of their own, as a node container is. Killing one ends every
+// process started in it, as deleting a node container does.
 type procNodes struct {
 	mu    sync.Mutex
 	procs map[string]*exec.Cmd
@@ -69,9 +68,9 @@ func (p *procNodes) PID(_ context.Context, node string) (int, error) {
 
 func (p *procNodes) start(t testing.TB, node string) int {
 	t.Helper()
-	cmd := exec.Command("unshare", "--net", "sleep", "600")
+	cmd := exec.Command("sleep", "600")
 	// Dies with the test process even when that is killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Cloneflags: syscall.CLONE_NEWNET | syscall.CLONE_NEWPID}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

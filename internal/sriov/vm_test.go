@@ -11,16 +11,12 @@ package sriov
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -352,91 +348,4 @@ func TestVMNodeDies(t *testing.T) {
 	}
 	must(t, e.manager().Return(context.Background(), e.nodes))
 	e.checkHome(t)
-}
-
-// TestVMInterrupted: the SR-IOV part of cluster-up runs in its own process
-// and is stopped at random step boundaries, by SIGINT (which cancels it:
-// it rolls back by itself) and by SIGKILL (nothing of it runs after); then
-// the return that cluster-down runs gives every PF back as it was.
-func TestVMInterrupted(t *testing.T) {
-	points := []string{"ledger-written"}
-	for _, state := range []string{"moved-unrecorded", "moved", "configured-unrecorded", "configured"} {
-		points = append(points, state)
-	}
-	seed := time.Now().UnixNano()
-	rng := rand.New(rand.NewSource(seed))
-	t.Logf("seed %d", seed)
-	for i := 0; i < 5; i++ {
-		sig := []string{"SIGINT", "SIGKILL"}[i%2]
-		at := points[rng.Intn(len(points))]
-		pf := 0
-		if at != "ledger-written" {
-			pf = rng.Intn(4)
-		}
-		t.Run(fmt.Sprintf("%s-at-%s-%d", sig, at, pf), func(t *testing.T) {
-			e := newVMEnv(t, 2, Options{PFCountPerNode: 2, VFCount: 3})
-			point := at
-			if at != "ledger-written" {
-				point = at + ":" + e.pfs[pf].pci
-			}
-			spec := crashSpec{Opts: e.opts, PIDs: map[string]int{}, Workers: e.workers, CrashAt: point}
-			for _, w := range e.workers {
-				spec.PIDs[w], _ = e.nodes.PID(context.Background(), w)
-			}
-			raw, _ := json.Marshal(spec)
-			cmd := exec.Command(os.Args[0], "-test.run=^TestVMInterruptChild$", "-test.count=1")
-			cmd.Env = append(os.Environ(), "SRIOV_VM_CHILD="+string(raw), "SRIOV_VM_SIGNAL="+sig)
-			out, err := cmd.CombinedOutput()
-			var ee *exec.ExitError
-			switch sig {
-			case "SIGKILL":
-				if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-					t.Fatalf("child did not die by SIGKILL: %v\n%s", err, out)
-				}
-			case "SIGINT":
-				// Up notices the cancellation at its next check and rolls
-				// back, or finishes first: either way the return below must
-				// bring every PF home.
-				if err != nil || !strings.Contains(string(out), "Up returned") {
-					t.Fatalf("child failed after SIGINT: %v\n%s", err, out)
-				}
-				t.Logf("child: %s", strings.TrimSpace(string(out)))
-			}
-			l, _ := ReadLedger(e.opts.StateDir, e.opts.Cluster)
-			if l != nil {
-				t.Logf("stopped at %s by %s: ledger states %v", point, sig, states(l))
-			} else {
-				t.Logf("stopped at %s by %s: no ledger left", point, sig)
-			}
-			must(t, e.manager().Return(context.Background(), e.nodes))
-			e.checkHome(t)
-		})
-	}
-}
-
-// TestVMInterruptChild is the process TestVMInterrupted stops: Up, with a
-// signal sent to itself at the chosen step boundary.
-func TestVMInterruptChild(t *testing.T) {
-	raw := os.Getenv("SRIOV_VM_CHILD")
-	if raw == "" {
-		t.Skip("child process of TestVMInterrupted")
-	}
-	var spec crashSpec
-	must(t, json.Unmarshal([]byte(raw), &spec))
-	m, err := New(spec.Opts, cmdrun.Exec{}, nil)
-	must(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	sig := os.Getenv("SRIOV_VM_SIGNAL")
-	m.hook = func(p string) {
-		if p != spec.CrashAt {
-			return
-		}
-		if sig == "SIGKILL" {
-			syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		}
-		cancel() // what the tool's SIGINT handler does
-	}
-	_, err = m.Up(ctx, staticNodes(spec.PIDs), spec.Workers)
-	fmt.Printf("Up returned: %v\n", err)
 }

@@ -17,6 +17,7 @@ package sriovvm
 //	SRIOV_VM_ACCEL         kvm or tcg to skip the detection
 //	SRIOV_VM_RUN           a -test.run pattern for the guest (debugging)
 //	SRIOV_DEBUG            print the SR-IOV steps' details in the guest
+//	SRIOV_VM_SEED          replay TestVMInterrupted's step boundaries (its log gives the seed)
 
 import (
 	"bufio"
@@ -27,6 +28,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -40,7 +42,7 @@ import (
 // guestTests are the tests the VM must run and pass (in internal/sriov).
 var guestTests = []string{
 	"TestVMDiscover", "TestVMUpAndReturn", "TestVMTooManyVFs", "TestVMReturnRestoresVFs",
-	"TestVMNodeDies", "TestVMInterrupted", "TestVMDevicePlugin",
+	"TestVMNodeDies", "TestVMInterrupted", "TestVMClusterDownVFHeld", "TestVMDevicePlugin",
 }
 
 // componentSets are the providers' component sets whose device plugin and
@@ -198,12 +200,20 @@ func guestRun() string {
 	return "^(" + strings.Join(guestTests, "|") + ")$"
 }
 
-// guestEnv passes SRIOV_DEBUG (the package's step details) to the guest.
+// guestEnv passes SRIOV_DEBUG (the package's step details) and
+// SRIOV_VM_SEED (TestVMInterrupted's choice of step boundaries) to the
+// guest.
 func guestEnv() string {
+	var env []string
 	if os.Getenv("SRIOV_DEBUG") != "" {
-		return "SRIOV_DEBUG=1"
+		env = append(env, "SRIOV_DEBUG=1")
 	}
-	return ""
+	if s := os.Getenv("SRIOV_VM_SEED"); s != "" {
+		if _, err := strconv.ParseInt(s, 10, 64); err == nil {
+			env = append(env, "SRIOV_VM_SEED="+s)
+		}
+	}
+	return strings.Join(env, " ")
 }
 
 // report turns the guest's `go test -v` output into one subtest per case,
