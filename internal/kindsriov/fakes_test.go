@@ -69,7 +69,7 @@ type world struct {
 	// proxySetup is what the registry proxy serves at /setup/systemd.
 	proxySetup string
 	// fail makes the named operation fail once: "kind create",
-	// "kind delete", "registry run", "nics up", "nics up no rollback",
+	// "kind delete", "registry run", "registry rm", "nics up", "nics up no rollback",
 	// "return netdevs", "proxy" (the proxy does not answer), "bash -s"
 	// (a script in a node).
 	fail map[string]error
@@ -163,6 +163,11 @@ func (e fakeEngine) RunDetached(ctx context.Context, s cri.RunSpec) (string, err
 func (e fakeEngine) Remove(ctx context.Context, name string) error {
 	e.w.mu.Lock()
 	defer e.w.mu.Unlock()
+	if c := e.w.containers[name]; c != nil && c.cluster == "" {
+		if err := e.w.failing("registry rm"); err != nil {
+			return err
+		}
+	}
 	delete(e.w.containers, name)
 	return nil
 }

@@ -42,6 +42,9 @@ type undo struct {
 	fn   func(ctx context.Context) error
 	// advice is added to the error when fn fails.
 	advice string
+	// beside: Down runs it beside the undos that follow it (it removes
+	// something none of them needs); the releases wait for it.
+	beside bool
 }
 
 // What the steps create; upState.made records which ones this run did.
@@ -80,7 +83,7 @@ func (p *Provider) steps() []step {
 		{
 			name: "Starting registry " + c.RegistryContainer() + " (in the background)", do: p.startRegistry,
 			creates: madeRegistry, inspect: true,
-			undo: &undo{name: "Removing registry " + c.RegistryContainer(), fn: p.removeRegistry, advice: again},
+			undo: &undo{name: "Removing registry " + c.RegistryContainer(), fn: p.removeRegistry, advice: again, beside: true},
 		},
 		{name: "Configuring nodes (registries, br_netfilter)", do: p.configureNodes},
 		// The API server answers once kind create returns: the nodes are
@@ -286,8 +289,9 @@ func (e *rollbackError) Error() string {
 	return b.String()
 }
 
-// Down implements providers.Provider: every step's undo, in reverse order,
-// then the releases. Each works from what it finds, so Down cleans up after
+// Down implements providers.Provider: every step's undo, in reverse order
+// (those marked beside at the same time as the ones after them), then the
+// releases. Each works from what it finds, so Down cleans up after
 // a crash at any point of Up, and succeeds when there is nothing to remove.
 // It stops at the first undo that fails: the PFs go back to the host before
 // anything else is removed.
@@ -298,7 +302,21 @@ func (p *Provider) Down(ctx context.Context) error {
 		return err
 	}
 	steps := p.steps()
+	var besides []chan error // the undos running beside the others
+	join := func() error {
+		var errs []error
+		for _, done := range besides {
+			errs = append(errs, <-done)
+		}
+		besides = nil
+		return errors.Join(errs...)
+	}
 	for _, release := range []bool{false, true} {
+		if release {
+			if err := join(); err != nil {
+				return err
+			}
+		}
 		for i := len(steps) - 1; i >= 0; i-- {
 			u := steps[i].undo
 			if release {
@@ -307,8 +325,20 @@ func (p *Provider) Down(ctx context.Context) error {
 			if u == nil {
 				continue
 			}
-			if err := log.Run(u.name, func() error { return u.fn(ctx) }); err != nil {
-				return fmt.Errorf("%w\n\n%s", err, capitalize(u.advice))
+			run := func() error {
+				if err := log.Run(u.name, func() error { return u.fn(ctx) }); err != nil {
+					return fmt.Errorf("%w\n\n%s", err, capitalize(u.advice))
+				}
+				return nil
+			}
+			if u.beside && !release {
+				done := make(chan error, 1)
+				go func() { done <- run() }()
+				besides = append(besides, done)
+				continue
+			}
+			if err := run(); err != nil {
+				return errors.Join(err, join())
 			}
 		}
 	}

@@ -112,15 +112,43 @@ func TestUpThenDownLeavesTheHostAsItWas(t *testing.T) {
 	h.down("after a cluster-up", before)
 	h.checkPFsHome("after cluster-down")
 	out := h.log.String()
-	order := []string{"✓ Returning SR-IOV PFs to the host", "✓ Removing registry sriov-registry", "✓ Removing kubectl and config-provider files", "✓ Deleting kind cluster sriov", "✓ Restoring the PFs' VF counts", "Cluster sriov is gone."}
-	last := -1
-	for _, s := range order {
-		i := strings.Index(out, s)
-		if i < last {
-			t.Errorf("cluster-down: %q out of order (want %v):\n%s", s, order, out)
+	// The registry's removal runs beside the files' and the cluster's:
+	// it starts after the PFs are home and ends before the VF counts.
+	for _, order := range [][]string{
+		{"✓ Returning SR-IOV PFs to the host", "• Removing registry sriov-registry", "✓ Removing registry sriov-registry", "• Restoring the PFs' VF counts"},
+		{"✓ Returning SR-IOV PFs to the host", "✓ Removing kubectl and config-provider files", "✓ Deleting kind cluster sriov", "✓ Restoring the PFs' VF counts", "Cluster sriov is gone."},
+	} {
+		last := -1
+		for _, s := range order {
+			i := strings.Index(out, s)
+			if i < last {
+				t.Errorf("cluster-down: %q out of order (want %v):\n%s", s, order, out)
+			}
+			last = i
 		}
-		last = i
 	}
+}
+
+// A failing undo that runs beside the others does not stop them; Down
+// reports it, and does not restore the VF counts until it is fixed.
+func TestDownWhenTheRegistryRemovalFails(t *testing.T) {
+	h := newHarness(t, hostWithOtherCluster(), nil)
+	before := h.snapshot()
+	if err := h.p.Up(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.log.Reset()
+	h.w.fail["registry rm"] = errInjected // once
+	err := h.p.Down(context.Background())
+	if !errors.Is(err, errInjected) || !strings.Contains(err.Error(), "Removing registry sriov-registry") || !strings.Contains(err.Error(), "run `make cluster-down` again") {
+		t.Fatalf("cluster-down: %v, want the failed registry removal and what to do", err)
+	}
+	out := h.log.String()
+	if !strings.Contains(out, "✓ Deleting kind cluster sriov") || strings.Contains(out, "Restoring the PFs' VF counts") {
+		t.Errorf("cluster-down with a failing registry removal: want the cluster deleted and the VF counts not yet restored:\n%s", out)
+	}
+	h.down("after fixing the registry removal", before)
+	h.checkPFsHome("after the second cluster-down")
 }
 
 func TestUpOnALiveClusterChangesNothing(t *testing.T) {
