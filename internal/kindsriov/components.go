@@ -190,7 +190,10 @@ func (st *upState) stopLoadingImages() {
 
 // loadComponentImages saves the component images that the local engine has
 // into one archive and, once created is closed, imports it into each of
-// nodes(). It returns the images it loaded.
+// nodes(). It returns the images it loaded. The import does not unpack
+// the layers: containerd unpacks an image when a container first needs it,
+// so a node unpacks only the components that run there (the control plane
+// only multus), and not while the control plane is coming up.
 func (p *Provider) loadComponentImages(ctx context.Context, created <-chan struct{}, nodes func() []string) ([]string, error) {
 	c := p.cfg()
 	var local []string
@@ -233,7 +236,7 @@ func (p *Provider) loadComponentImages(ctx context.Context, created <-chan struc
 			return err
 		}
 		defer f.Close()
-		if _, err := p.cli.ExecInput(ctx, f, n, "ctr", "--namespace=k8s.io", "images", "import", "--all-platforms", "-"); err != nil {
+		if _, err := p.cli.ExecInput(ctx, f, n, "ctr", "--namespace=k8s.io", "images", "import", "--all-platforms", "--no-unpack", "-"); err != nil {
 			return fmt.Errorf("loading %s into node %s: %w", strings.Join(local, ", "), n, err)
 		}
 		return nil

@@ -81,7 +81,7 @@ func TestLoadComponentImages(t *testing.T) {
 		t.Fatalf("imports %v, want one per node", imports)
 	}
 	for _, n := range st.nodes {
-		want := "docker exec -i " + n + " ctr --namespace=k8s.io images import --all-platforms -"
+		want := "docker exec -i " + n + " ctr --namespace=k8s.io images import --all-platforms --no-unpack -"
 		found := false
 		for _, c := range imports {
 			found = found || c == want
