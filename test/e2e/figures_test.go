@@ -112,6 +112,7 @@ func TestFigures(t *testing.T) {
 			provider: prov, nodeImage: image,
 			rounds: rounds, plainUp: median(plainUp), plainDown: median(plainDown),
 			toolUp: median(toolUp), toolDown: median(toolDown), pfBack: median(pfBack), returnStep: median(returnStep), steps: steps,
+			each: roundTimes{plainUp: plainUp, toolUp: toolUp, plainDown: plainDown, toolDown: toolDown, pfBack: pfBack},
 		})
 	}
 
@@ -288,11 +289,44 @@ type figureData struct {
 	provider, nodeImage                  string
 	rounds                               int
 	plainUp, plainDown, toolUp, toolDown time.Duration
+	each                                 roundTimes // every round's, in order
 	pfBack, returnStep                   time.Duration
 	steps                                []stepTime
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
+
+// roundTimes are the figures of every round, for their spread.
+type roundTimes struct {
+	plainUp, toolUp, plainDown, toolDown, pfBack []time.Duration
+}
+
+// seconds lists durations as "77.0, 85.0 and 86.0 s".
+func seconds(ds []time.Duration) string {
+	s := make([]string, len(ds))
+	for i, d := range ds {
+		s[i] = fmt.Sprintf("%.1f", d.Seconds())
+	}
+	if len(s) > 1 {
+		return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1] + " s"
+	}
+	return strings.Join(s, "") + " s"
+}
+
+// ratioRange is the lowest and highest of the rounds' ratios a[i]/b[i].
+func ratioRange(a, b []time.Duration) string {
+	lo, hi := 0.0, 0.0
+	for i := range min(len(a), len(b)) {
+		r := a[i].Seconds() / b[i].Seconds()
+		if i == 0 || r < lo {
+			lo = r
+		}
+		if i == 0 || r > hi {
+			hi = r
+		}
+	}
+	return fmt.Sprintf("%.2f to %.2f", lo, hi)
+}
 
 // ciHeading starts the last section of the figures document: the CI run's
 // time, which .ci/run reports and people copy in. It is kept as it is when
@@ -328,7 +362,14 @@ func renderFigures(kept string, all []figureData) string {
 	}
 	if len(all) > 0 && all[0].rounds > 1 {
 		w("")
-		w("Each figure is the median of %d rounds.", all[0].rounds)
+		w("Each figure is the median of %d rounds. The rounds, in order:", all[0].rounds)
+		w("")
+		for _, f := range all {
+			e := f.each
+			w("- `%s`: plain kind to ready %s, `make cluster-up` %s (ratios %s); kind delete %s, `make cluster-down` %s (ratios %s); every PF back %s.",
+				f.provider, seconds(e.plainUp), seconds(e.toolUp), ratioRange(e.toolUp, e.plainUp),
+				seconds(e.plainDown), seconds(e.toolDown), ratioRange(e.toolDown, e.plainDown), seconds(e.pfBack))
+		}
 	}
 	for _, f := range all {
 		renderProvider(w, f)
@@ -447,4 +488,29 @@ func machine() string {
 	kernel, _ := exec.Command("uname", "-r").Output()
 	dv, _ := docker(context.Background(), "version", "--format", "{{.Server.Version}}")
 	return fmt.Sprintf("%d CPUs%s, Linux %s, docker %s, %s", runtime.NumCPU(), mem, strings.TrimSpace(string(kernel)), dv, runtime.Version())
+}
+
+// TestRenderFiguresRounds: with more than one round, the document gives
+// every round's figures and the spread of the ratios, not only medians.
+func TestRenderFiguresRounds(t *testing.T) {
+	s := func(secs ...float64) []time.Duration {
+		var ds []time.Duration
+		for _, x := range secs {
+			ds = append(ds, time.Duration(x*float64(time.Second)))
+		}
+		return ds
+	}
+	each := roundTimes{plainUp: s(77, 85, 86), toolUp: s(116, 114, 113), plainDown: s(4, 6, 5), toolDown: s(10, 9, 11), pfBack: s(0.7, 0.6, 0.8)}
+	doc := renderFigures("", []figureData{{provider: "kind-1.22-sriov", rounds: 3, plainUp: 85 * time.Second, toolUp: 114 * time.Second,
+		plainDown: 5 * time.Second, toolDown: 10 * time.Second, pfBack: 700 * time.Millisecond, each: each}})
+	for _, want := range []string{
+		"Each figure is the median of 3 rounds. The rounds, in order:",
+		"plain kind to ready 77.0, 85.0 and 86.0 s, `make cluster-up` 116.0, 114.0 and 113.0 s (ratios 1.31 to 1.51)",
+		"kind delete 4.0, 6.0 and 5.0 s, `make cluster-down` 10.0, 9.0 and 11.0 s (ratios 1.50 to 2.50)",
+		"every PF back 0.7, 0.6 and 0.8 s.",
+	} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("the figures lack %q:\n%s", want, doc)
+		}
+	}
 }
