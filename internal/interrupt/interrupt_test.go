@@ -1,6 +1,7 @@
 package interrupt
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -55,22 +56,9 @@ func TestContext(t *testing.T) {
 			lines := make(chan string)
 			go func() {
 				defer close(lines)
-				buf := make([]byte, 4096)
-				var acc string
-				for {
-					n, err := out.Read(buf)
-					acc += string(buf[:n])
-					for {
-						i := indexNL(acc)
-						if i < 0 {
-							break
-						}
-						lines <- acc[:i]
-						acc = acc[i+1:]
-					}
-					if err != nil {
-						return
-					}
+				sc := bufio.NewScanner(out)
+				for sc.Scan() {
+					lines <- sc.Text()
 				}
 			}()
 			expect := func(want string) {
@@ -97,15 +85,6 @@ func TestContext(t *testing.T) {
 			}
 		})
 	}
-}
-
-func indexNL(s string) int {
-	for i := range len(s) {
-		if s[i] == '\n' {
-			return i
-		}
-	}
-	return -1
 }
 
 func must(t *testing.T, err error) {
