@@ -40,6 +40,9 @@ type Node struct {
 	// Containerd and Runc are the versions built from Go modules for the
 	// node; empty means Debian's packages (NodePackages).
 	Containerd, Runc string
+	// KubernetesTags are the build tags of the Kubernetes binaries,
+	// separated by commas (as go build -tags takes them).
+	KubernetesTags string
 }
 
 // Image is the name of the node image built from n:
@@ -59,6 +62,11 @@ var Node122 = Node{
 	BuildModule:       "k8s",
 	EtcdModule:        "etcd",
 	CoreDNSModule:     "coredns",
+	// Without the in-tree cloud providers (AWS, Azure, GCE, OpenStack,
+	// vSphere), which a kind node never uses: 40 % less source to compile
+	// (64 MB instead of 106 MB), the longest part of building the image.
+	// Kubernetes 1.31 removed them, so v1.36 needs no tag.
+	KubernetesTags: "providerless",
 }
 
 // Node136 is Kubernetes v1.36.1, the node of kind-sriov (the version of

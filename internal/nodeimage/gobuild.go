@@ -83,12 +83,17 @@ func k8sComponent(n images.Node) component {
 			"-X", p+".gitTreeState=clean",
 		)
 	}
+	var tags []string
+	if n.KubernetesTags != "" {
+		tags = strings.Split(n.KubernetesTags, ",")
+	}
 	return component{
 		Name:     cacheName("kubernetes", n.BuildModule, "k8s"),
 		Role:     "kubernetes",
 		Module:   n.BuildModule,
 		Packages: pkgs,
 		Ldflags:  strings.Join(ld, " "),
+		Tags:     tags,
 		Key:      []string{n.KubeOpenAPI, n.Kubernetes, n.KubernetesStaging},
 		prepare:  prepareOpenAPI,
 	}

@@ -758,6 +758,42 @@ func TestComponentHashFollowsInputs(t *testing.T) {
 	if h5, _ := b.componentHash(&c); h5 == h4 {
 		t.Error("hash did not change with ldflags")
 	}
+	c.Tags = []string{"providerless"}
+	if h6, _ := b.componentHash(&c); h6 == h4 {
+		t.Error("hash did not change with build tags")
+	}
+}
+
+// Kubernetes 1.22 is built without the in-tree cloud providers; 1.36 has
+// none to leave out, and its build (and cache entry) stays as it was.
+func TestKubernetesBuildTags(t *testing.T) {
+	for _, tc := range []struct {
+		node images.Node
+		want string
+	}{{images.Node122, " -tags providerless "}, {images.Node136, ""}} {
+		f := &cmdrun.Fake{}
+		b := &builder{o: Options{SourceDir: "../..", CacheDir: t.TempDir(), Runner: f}, goVer: "go1.26"}
+		c := k8sComponent(tc.node)
+		c.prepare = nil // the generated OpenAPI code is not what this test is about
+		if _, err := b.build(context.Background(), c); err == nil {
+			t.Fatal("the fake go build produced binaries")
+		}
+		var build string
+		for _, cmd := range f.Commands() {
+			if strings.Contains(cmd, " go build ") {
+				build = cmd
+			}
+		}
+		if build == "" {
+			t.Fatalf("%s: no go build in %q", tc.node.Kubernetes, f.Commands())
+		}
+		if tc.want != "" && !strings.Contains(build, tc.want) {
+			t.Errorf("%s: %q lacks %q", tc.node.Kubernetes, build, tc.want)
+		}
+		if tc.want == "" && strings.Contains(build, "-tags") {
+			t.Errorf("%s: %q has build tags", tc.node.Kubernetes, build)
+		}
+	}
 }
 
 func TestOpenAPIPackages(t *testing.T) {
