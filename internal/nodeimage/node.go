@@ -242,6 +242,7 @@ func versionsString(n images.Node) string {
 		n.CoreDNS, n.Pause, n.ImageRegistry, n.BuildModule, n.EtcdModule, n.CoreDNSModule, n.Containerd, n.Runc,
 		images.Flannel, images.CNIPlugins, images.CNIFlannelPlugins,
 		images.Kind, images.CRITools, images.Distribution, images.DebianSuite,
+		n.KubernetesTags,
 	}, ",")
 }
 

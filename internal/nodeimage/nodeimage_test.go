@@ -839,3 +839,22 @@ func TestPruneSiblings(t *testing.T) {
 		t.Errorf("left %v, want %v", got, want)
 	}
 }
+
+// Every field of a Node is an input of its image: changing any of them
+// (a version, a module, the Kubernetes build tags) must change the hash
+// the image is labelled with, or a stale image would count as up to date.
+func TestVersionsStringHasEveryNodeField(t *testing.T) {
+	base := versionsString(images.Node122)
+	v := reflect.ValueOf(&images.Node{}).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		n := images.Node122
+		f := reflect.ValueOf(&n).Elem().Field(i)
+		if f.Kind() != reflect.String {
+			t.Fatalf("images.Node.%s is a %s: teach versionsString and this test about it", v.Type().Field(i).Name, f.Kind())
+		}
+		f.SetString(f.String() + "-changed")
+		if versionsString(n) == base {
+			t.Errorf("changing images.Node.%s leaves the node image's inputs as they were", v.Type().Field(i).Name)
+		}
+	}
+}
