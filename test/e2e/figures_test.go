@@ -90,6 +90,7 @@ func TestFigures(t *testing.T) {
 		}
 		var plainUp, plainDown, toolUp, toolDown, pfBack, returnStep []time.Duration
 		var steps []stepTime
+		var overheads []targetOverhead
 		for r := 1; r <= rounds; r++ {
 			t.Logf("%s: round %d of %d", prov, r, rounds)
 			up, down := plainKind(t, image, prov == kindSRIOV)
@@ -103,16 +104,23 @@ func TestFigures(t *testing.T) {
 			toolUp = append(toolUp, p.duration())
 			if r == 1 {
 				steps = parseSteps(p.output())
+				overheads = append(overheads, measureOverhead(t, c, "status", "status"))
 			}
 			back, total, step := timedDown(t, c, pfs)
 			pfBack, toolDown, returnStep = append(pfBack, back), append(toolDown, total), append(returnStep, step)
 			pfs.checkBack(t)
+			if r == 1 {
+				// With the cluster gone, cluster-down has nothing to do:
+				// what remains is the cost of asking for it.
+				overheads = append(overheads, measureOverhead(t, c, "cluster-down", "cluster-down"))
+			}
 		}
 		all = append(all, figureData{
 			provider: prov, nodeImage: image,
 			rounds: rounds, plainUp: median(plainUp), plainDown: median(plainDown),
 			toolUp: median(toolUp), toolDown: median(toolDown), pfBack: median(pfBack), returnStep: median(returnStep), steps: steps,
-			each: roundTimes{plainUp: plainUp, toolUp: toolUp, plainDown: plainDown, toolDown: toolDown, pfBack: pfBack},
+			each:      roundTimes{plainUp: plainUp, toolUp: toolUp, plainDown: plainDown, toolDown: toolDown, pfBack: pfBack},
+			overheads: overheads,
 		})
 	}
 
@@ -121,6 +129,42 @@ func TestFigures(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s:\n%s", out, doc)
+}
+
+// overheadTries is how many times measureOverhead runs each way.
+const overheadTries = 5
+
+// targetOverhead is what a make target costs over the tool binary alone
+// (make, mage and the tool's build check), on a warm checkout.
+type targetOverhead struct {
+	target, command string
+	viaMake, alone  []time.Duration // every try, in order
+}
+
+// measureOverhead runs `make <target>` and the tool binary's <command>
+// (what the target ends in) overheadTries times each, alternating, with
+// the cluster's settings, and returns their times. Both must succeed.
+func measureOverhead(t *testing.T, c *cluster, target, command string) targetOverhead {
+	t.Helper()
+	o := targetOverhead{target: target, command: command}
+	bin := filepath.Join(c.dir, "_out", "bin", "kubevirtci")
+	timed := func(name string, args ...string) time.Duration {
+		cmd := exec.Command(name, args...)
+		cmd.Dir, cmd.Env = c.dir, c.environ()
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		d := time.Since(start)
+		if err != nil {
+			t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+		return d
+	}
+	for i := 0; i < overheadTries; i++ {
+		o.viaMake = append(o.viaMake, timed("make", "-C", c.dir, "--no-print-directory", target))
+		o.alone = append(o.alone, timed(bin, command))
+	}
+	t.Logf("%s: make %s %s s, the tool alone %s s", c.name, target, seconds(o.viaMake), seconds(o.alone))
+	return o
 }
 
 // plainKind creates a 3-node cluster with the kind library (one control
@@ -292,6 +336,7 @@ type figureData struct {
 	each                                 roundTimes // every round's, in order
 	pfBack, returnStep                   time.Duration
 	steps                                []stepTime
+	overheads                            []targetOverhead
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
@@ -371,6 +416,7 @@ func renderFigures(kept string, all []figureData) string {
 				seconds(e.plainDown), seconds(e.toolDown), ratioRange(e.toolDown, e.plainDown), seconds(e.pfBack))
 		}
 	}
+	renderOverheads(w, all)
 	for _, f := range all {
 		renderProvider(w, f)
 	}
@@ -386,6 +432,42 @@ func renderFigures(kept string, all []figureData) string {
 	w("")
 	w("`.ci/run` reports its own duration (unit, integration and end-to-end tests, images included).")
 	return b.String()
+}
+
+// renderOverheads writes what each measured make target costs over the
+// tool binary alone.
+func renderOverheads(w func(string, ...any), all []figureData) {
+	var rows []string
+	for _, f := range all {
+		for _, o := range f.overheads {
+			rows = append(rows, fmt.Sprintf("| `KUBEVIRT_PROVIDER=%s make %s` | %s | `_out/bin/kubevirtci %s`: %s | **+%.2f s** | %s; %s s |",
+				f.provider, o.target, secs2(median(o.viaMake)), o.command, secs2(median(o.alone)),
+				median(o.viaMake).Seconds()-median(o.alone).Seconds(), list2(o.viaMake), list2(o.alone)))
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	w("")
+	w("What a make target costs over the tool itself, on a warm checkout (make, mage and the tool's build check;")
+	w("median of %d tries each way, alternating; `status` on the live cluster, `cluster-down` once it is gone):", overheadTries)
+	w("")
+	w("| target | through make | the tool alone | overhead | the tries (through make; alone) |")
+	w("| --- | ---: | ---: | ---: | --- |")
+	for _, r := range rows {
+		w("%s", r)
+	}
+}
+
+func secs2(d time.Duration) string { return fmt.Sprintf("%.2f s", d.Seconds()) }
+
+// list2 lists durations in seconds with two decimals: "0.50, 0.40, 0.60".
+func list2(ds []time.Duration) string {
+	s := make([]string, len(ds))
+	for i, d := range ds {
+		s[i] = fmt.Sprintf("%.2f", d.Seconds())
+	}
+	return strings.Join(s, ", ")
 }
 
 func renderProvider(w func(string, ...any), f figureData) {
@@ -502,8 +584,10 @@ func TestRenderFiguresRounds(t *testing.T) {
 	}
 	each := roundTimes{plainUp: s(77, 85, 86), toolUp: s(116, 114, 113), plainDown: s(4, 6, 5), toolDown: s(10, 9, 11), pfBack: s(0.7, 0.6, 0.8)}
 	doc := renderFigures("", []figureData{{provider: "kind-1.22-sriov", rounds: 3, plainUp: 85 * time.Second, toolUp: 114 * time.Second,
-		plainDown: 5 * time.Second, toolDown: 10 * time.Second, pfBack: 700 * time.Millisecond, each: each}})
+		plainDown: 5 * time.Second, toolDown: 10 * time.Second, pfBack: 700 * time.Millisecond, each: each,
+		overheads: []targetOverhead{{target: "status", command: "status", viaMake: s(0.5, 0.4, 0.6), alone: s(0.2, 0.25, 0.3)}}}})
 	for _, want := range []string{
+		"| `KUBEVIRT_PROVIDER=kind-1.22-sriov make status` | 0.50 s | `_out/bin/kubevirtci status`: 0.25 s | **+0.25 s** | 0.50, 0.40, 0.60; 0.20, 0.25, 0.30 s |",
 		"Each figure is the median of 3 rounds. The rounds, in order:",
 		"plain kind to ready 77.0, 85.0 and 86.0 s, `make cluster-up` 116.0, 114.0 and 113.0 s (ratios 1.31 to 1.51)",
 		"kind delete 4.0, 6.0 and 5.0 s, `make cluster-down` 10.0, 9.0 and 11.0 s (ratios 1.50 to 2.50)",
