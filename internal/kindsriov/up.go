@@ -152,11 +152,13 @@ func (p *Provider) checkRegistryPort(ctx context.Context) error {
 
 func (p *Provider) waitCluster(ctx context.Context, st *upState) error {
 	t := p.cfg().ClusterWaitTimeout
-	if err := kubewait.NodesReady(ctx, st.client, t); err != nil {
+	// The node image's own pods (the pod network, kube-proxy, DNS): a
+	// crash loop or a pull that cannot succeed is reported at once, not
+	// after the timeout; while nodes are not Ready, through the pods on
+	// them.
+	if err := kubewait.NodesReady(ctx, st.client, t, kubewait.FailFast()); err != nil {
 		return err
 	}
-	// The node image's own pods: a crash loop or a pull that cannot
-	// succeed is reported at once, not after the timeout.
 	if err := kubewait.PodsReady(ctx, st.client, "kube-system", "k8s-app=kube-dns", t, kubewait.FailFast()); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -40,10 +41,23 @@ func nodeReady(n *corev1.Node) (bool, string) {
 
 // NodesReady waits until at least one node is registered and every node is
 // Ready. On timeout the error names each node that is not, with the reason
-// its kubelet gives.
+// its kubelet gives. With FailFast it also watches the pods on the nodes
+// that are not Ready (on such a node only DaemonSet pods run: the pod
+// network, kube-proxy): one that will not heal (an image that cannot be
+// pulled, a crash loop) keeps its node from becoming Ready for good, and
+// ends the wait with ErrWontHeal, naming the node and the pod (a crash
+// loop after the grace, as a pull that may heal).
 func NodesReady(ctx context.Context, client kubernetes.Interface, timeout time.Duration, opts ...Option) error {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	return wait(ctx, client, "all nodes to be Ready", timeout, opts, func(w *watchSet) func() status {
 		store := w.nodes()
+		var podStore cache.Store
+		if o.failFast {
+			podStore = w.pods("", "")
+		}
 		return func() status {
 			var st status
 			nodes := nodesOf(store)
@@ -53,14 +67,50 @@ func NodesReady(ctx context.Context, client kubernetes.Interface, timeout time.D
 			}
 			st.done = true
 			for _, n := range nodes {
-				if ok, why := nodeReady(n); !ok {
-					st.done = false
+				ok, why := nodeReady(n)
+				if ok {
+					continue
+				}
+				st.done = false
+				stuck := stuckPodsOn(podStore, n.Name)
+				if len(stuck) == 0 {
 					st.add(kindOther, "node %s: %s", n.Name, why)
+					continue
+				}
+				for _, p := range stuck {
+					p.text = fmt.Sprintf("node %s: %s; on it, %s", n.Name, why, p.text)
+					st.problems = append(st.problems, p)
 				}
 			}
 			return st
 		}
 	})
+}
+
+// stuckPodsOn describes the pods on node that wait in a state that does
+// not heal by waiting (nil store: none).
+func stuckPodsOn(store cache.Store, node string) []problem {
+	if store == nil {
+		return nil
+	}
+	var out []problem
+	for _, p := range podsOf(store, "", labels.Everything()) {
+		if p.Spec.NodeName != node || podTerminal(p) || podReady(p) {
+			continue
+		}
+		d := describePod(p)
+		if d.kind != kindStuck {
+			continue
+		}
+		// While its node comes up, a pod network's pod may crash once or
+		// twice (the API server not reachable yet): a crash loop gets the
+		// grace here; an image that does not exist does not.
+		if len(d.logs) > 0 && d.stuck == stuckNow {
+			d.stuck = stuckAfterGrace
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // NodeAllocatable waits until, for each node named in want, the node's

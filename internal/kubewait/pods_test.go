@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 var sriovdp = map[string]string{"app": "sriovdp"}
@@ -149,6 +150,51 @@ func TestNodesReady(t *testing.T) {
 			t.Error(err)
 		}
 	})))
+}
+
+// A node that is not Ready because a pod on it will not heal (here its
+// pod network's DaemonSet pod crash-loops) ends a fail-fast wait after the
+// grace (such a pod may crash once while its node starts), naming the
+// node, the pod and its log; a pod on it that is only starting does not.
+func TestNodesReadyFailFastThroughThePodsOnANode(t *testing.T) {
+	notReady := node("sriov-worker", nil)
+	notReady.Status.Conditions[0] = corev1.NodeCondition{Type: corev1.NodeReady, Status: corev1.ConditionFalse, Reason: "KubeletNotReady", Message: "container runtime network not ready: NetworkReady=false"}
+	cni := setReady(pod("kube-flannel", "kube-flannel-ds-x", "sriov-worker", nil, false), false)
+	cni.Status.ContainerStatuses[0].RestartCount = 4
+	cni.Status.ContainerStatuses[0].State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 1m20s restarting failed container"}}
+	cni.Status.ContainerStatuses[0].LastTerminationState = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, Reason: "Error"}}
+	elsewhere := cni.DeepCopy()
+	elsewhere.Name, elsewhere.Spec.NodeName = "kube-flannel-ds-y", "sriov-control-plane"
+
+	start := time.Now()
+	err := NodesReady(ctx, newFake(node("sriov-control-plane", nil), notReady, cni), long, FailFast(), withGrace(300*time.Millisecond))
+	if d := time.Since(start); !errors.Is(err, ErrWontHeal) || d < 300*time.Millisecond || d > 3*time.Second {
+		t.Fatalf("after %s: %v; want ErrWontHeal after the grace of 300ms", d, err)
+	}
+	for _, want := range []string{
+		"node sriov-worker: Ready=False: KubeletNotReady: container runtime network not ready: NetworkReady=false; on it, pod kube-flannel/kube-flannel-ds-x on node sriov-worker: container c waiting: CrashLoopBackOff",
+		"last 1 lines of container c's log:",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error lacks %q:\n%s", want, err)
+		}
+	}
+
+	// The same pod on a Ready node, or a pod on the node that is only
+	// starting, is not why the node is not Ready: the wait goes on.
+	starting := pulling(pod("kube-flannel", "kube-flannel-ds-x", "sriov-worker", nil, false), "ContainerCreating")
+	for name, objs := range map[string][]runtime.Object{
+		"crash loop on a Ready node": {node("sriov-control-plane", nil), notReady, elsewhere},
+		"pod starting":               {node("sriov-control-plane", nil), notReady, starting},
+	} {
+		if err := NodesReady(ctx, newFake(objs...), 500*time.Millisecond, FailFast(), withGrace(100*time.Millisecond)); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("%s: %v, want a timeout", name, err)
+		}
+	}
+	// Without FailFast, it waits.
+	if err := NodesReady(ctx, newFake(notReady, cni), short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("without FailFast: %v, want a timeout", err)
+	}
 }
 
 func TestNodesReadyNeedsANode(t *testing.T) {
