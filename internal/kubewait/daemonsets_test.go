@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -189,5 +190,27 @@ func TestNodeAllocatable(t *testing.T) {
 	must(t, NodeAllocatable(ctx, f, nil, res, short))
 	if err := NodeAllocatable(ctx, f, want, "", short); err == nil {
 		t.Error("empty resource accepted")
+	}
+}
+
+// With FailFast, a node short of its allocatable count whose device plugin
+// pod cannot start (its image does not exist) ends the wait at once,
+// naming both; without the stuck pod, the wait goes on.
+func TestNodeAllocatableFailFast(t *testing.T) {
+	const res = "kubevirt.io/sriov_net"
+	w1 := node("sriov-worker", sriovLabel)
+	dp := pulling(pod("sriov", "sriovdp-x", "sriov-worker", dpSelector, false), "ErrImagePull")
+	dp.Status.ContainerStatuses[0].State.Waiting.Message = `failed to pull and unpack image "registry.example/img:v1": not found`
+	want := map[string]int64{"sriov-worker": 6}
+	start := time.Now()
+	err := NodeAllocatable(ctx, newFake(w1, dp), want, res, long, FailFast())
+	if !errors.Is(err, ErrWontHeal) || time.Since(start) > 3*time.Second {
+		t.Fatalf("after %s: %v; want ErrWontHeal at once", time.Since(start), err)
+	}
+	if want := "node sriov-worker: allocatable kubevirt.io/sriov_net is 0, want 6 (not advertised: is the device plugin running on this node?); on it, pod sriov/sriovdp-x on node sriov-worker: container c waiting: ErrImagePull"; !strings.Contains(err.Error(), want) {
+		t.Errorf("the error lacks %q:\n%s", want, err)
+	}
+	if err := NodeAllocatable(ctx, newFake(w1), want, res, short, FailFast()); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("no stuck pod: %v, want a timeout", err)
 	}
 }

@@ -116,7 +116,9 @@ func stuckPodsOn(store cache.Store, node string) []problem {
 // NodeAllocatable waits until, for each node named in want, the node's
 // allocatable amount of resource (e.g. "kubevirt.io/sriov_net") equals the
 // wanted count. On timeout the error lists each node that differs, with
-// what it has and what is wanted. An empty want returns at once.
+// what it has and what is wanted. An empty want returns at once. With
+// FailFast, a pod on such a node that will not heal (the device plugin's,
+// crash-looping) ends the wait as in NodesReady.
 func NodeAllocatable(ctx context.Context, client kubernetes.Interface, want map[string]int64, resource string, timeout time.Duration, opts ...Option) error {
 	if resource == "" {
 		return fmt.Errorf("NodeAllocatable: empty resource name")
@@ -130,8 +132,16 @@ func NodeAllocatable(ctx context.Context, client kubernetes.Interface, want map[
 	}
 	sort.Strings(names)
 	what := fmt.Sprintf("allocatable %s on node(s) %s", resource, braces("", names))
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	return wait(ctx, client, what, timeout, opts, func(w *watchSet) func() status {
 		store := w.nodes()
+		var podStore cache.Store
+		if o.failFast {
+			podStore = w.pods("", "")
+		}
 		return func() status {
 			st := status{done: true}
 			for _, name := range names {
@@ -151,7 +161,16 @@ func NodeAllocatable(ctx context.Context, client kubernetes.Interface, want map[
 				if !advertised {
 					note = " (not advertised: is the device plugin running on this node?)"
 				}
-				st.add(kindOther, "node %s: allocatable %s is %d, want %d%s", name, resource, have, want[name], note)
+				line := fmt.Sprintf("node %s: allocatable %s is %d, want %d%s", name, resource, have, want[name], note)
+				stuck := stuckPodsOn(podStore, name)
+				if len(stuck) == 0 {
+					st.add(kindOther, "%s", line)
+					continue
+				}
+				for _, p := range stuck {
+					p.text = line + "; on it, " + p.text
+					st.problems = append(st.problems, p)
+				}
 			}
 			return st
 		}
