@@ -163,7 +163,7 @@ func measureOverhead(t *testing.T, c *cluster, target, command string) targetOve
 		o.viaMake = append(o.viaMake, timed("make", "-C", c.dir, "--no-print-directory", target))
 		o.alone = append(o.alone, timed(bin, command))
 	}
-	t.Logf("%s: make %s %s s, the tool alone %s s", c.name, target, seconds(o.viaMake), seconds(o.alone))
+	t.Logf("%s: make %s %s s, the tool alone %s s", c.name, target, list2(o.viaMake), list2(o.alone))
 	return o
 }
 
