@@ -48,16 +48,9 @@ func nodeReady(n *corev1.Node) (bool, string) {
 // ends the wait with ErrWontHeal, naming the node and the pod (a crash
 // loop after the grace, as a pull that may heal).
 func NodesReady(ctx context.Context, client kubernetes.Interface, timeout time.Duration, opts ...Option) error {
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
 	return wait(ctx, client, "all nodes to be Ready", timeout, opts, func(w *watchSet) func() status {
 		store := w.nodes()
-		var podStore cache.Store
-		if o.failFast {
-			podStore = w.pods("", "")
-		}
+		podStore := failFastPods(w, opts)
 		return func() status {
 			var st status
 			nodes := nodesOf(store)
@@ -72,19 +65,39 @@ func NodesReady(ctx context.Context, client kubernetes.Interface, timeout time.D
 					continue
 				}
 				st.done = false
-				stuck := stuckPodsOn(podStore, n.Name)
-				if len(stuck) == 0 {
-					st.add(kindOther, "node %s: %s", n.Name, why)
-					continue
-				}
-				for _, p := range stuck {
-					p.text = fmt.Sprintf("node %s: %s; on it, %s", n.Name, why, p.text)
-					st.problems = append(st.problems, p)
-				}
+				st.addNode(podStore, n.Name, fmt.Sprintf("node %s: %s", n.Name, why))
 			}
 			return st
 		}
 	})
+}
+
+// failFastPods watches every pod when opts ask for FailFast (nil otherwise),
+// for addNode.
+func failFastPods(w *watchSet, opts []Option) cache.Store {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if !o.failFast {
+		return nil
+	}
+	return w.pods("", "")
+}
+
+// addNode adds line, the reason node is not yet as waited for; when pods
+// (nil: not watched) shows a pod on node that will not heal, the pod is
+// the reason: its problem is added instead, after line.
+func (s *status) addNode(pods cache.Store, node, line string) {
+	stuck := stuckPodsOn(pods, node)
+	if len(stuck) == 0 {
+		s.add(kindOther, "%s", line)
+		return
+	}
+	for _, p := range stuck {
+		p.text = line + "; on it, " + p.text
+		s.problems = append(s.problems, p)
+	}
 }
 
 // stuckPodsOn describes the pods on node that wait in a state that does
@@ -132,16 +145,9 @@ func NodeAllocatable(ctx context.Context, client kubernetes.Interface, want map[
 	}
 	sort.Strings(names)
 	what := fmt.Sprintf("allocatable %s on node(s) %s", resource, braces("", names))
-	var o options
-	for _, opt := range opts {
-		opt(&o)
-	}
 	return wait(ctx, client, what, timeout, opts, func(w *watchSet) func() status {
 		store := w.nodes()
-		var podStore cache.Store
-		if o.failFast {
-			podStore = w.pods("", "")
-		}
+		podStore := failFastPods(w, opts)
 		return func() status {
 			st := status{done: true}
 			for _, name := range names {
@@ -161,16 +167,7 @@ func NodeAllocatable(ctx context.Context, client kubernetes.Interface, want map[
 				if !advertised {
 					note = " (not advertised: is the device plugin running on this node?)"
 				}
-				line := fmt.Sprintf("node %s: allocatable %s is %d, want %d%s", name, resource, have, want[name], note)
-				stuck := stuckPodsOn(podStore, name)
-				if len(stuck) == 0 {
-					st.add(kindOther, "%s", line)
-					continue
-				}
-				for _, p := range stuck {
-					p.text = line + "; on it, " + p.text
-					st.problems = append(st.problems, p)
-				}
+				st.addNode(podStore, name, fmt.Sprintf("node %s: allocatable %s is %d, want %d%s", name, resource, have, want[name], note))
 			}
 			return st
 		}
