@@ -233,7 +233,7 @@ func TestDaemonSetsSelectorsAndImages(t *testing.T) {
 			hostNetwork, privileged         bool
 		}{
 			{"kube-multus-ds", "kube-system", "multus", "kube-multus", p.MultusImage, nil, true, true},
-			{"kube-sriov-cni-ds-amd64", "sriov", "sriov-cni", "kube-sriov-cni", p.SRIOVCNIImage, sriovNodes, false, false},
+			{"kube-sriov-cni-ds-amd64", "sriov", "sriov-cni", "kube-sriov-cni", p.SRIOVCNIImage, sriovNodes, true, false},
 			{"kube-sriov-device-plugin-amd64", "sriov", "sriovdp", "kube-sriovdp", p.DevicePluginImage, sriovNodes, true, true},
 		} {
 			ds := r.daemonSets[tc.name]
@@ -258,6 +258,11 @@ func TestDaemonSetsSelectorsAndImages(t *testing.T) {
 			}
 			if spec.HostNetwork != tc.hostNetwork {
 				t.Errorf("%s: hostNetwork %v", tc.name, spec.HostNetwork)
+			}
+			// Each starts on a node that is not Ready yet (its pod network
+			// still coming up), beside the pod network's own pods.
+			if !toleratesNotReady(spec.Tolerations) {
+				t.Errorf("%s: does not tolerate node.kubernetes.io/not-ready:NoSchedule: %v", tc.name, spec.Tolerations)
 			}
 			c := spec.Containers[0]
 			if c.Name != tc.container || c.Image != tc.image {
@@ -370,4 +375,16 @@ func TestQuoteKeepsYAMLStructure(t *testing.T) {
 			t.Errorf("quote(%q) = %s reads back as %q (%v)", s, q, got["k"], err)
 		}
 	}
+}
+
+// toleratesNotReady reports whether tolerations let a pod be scheduled on a
+// node that is not Ready.
+func toleratesNotReady(tolerations []corev1.Toleration) bool {
+	taint := &corev1.Taint{Key: "node.kubernetes.io/not-ready", Effect: corev1.TaintEffectNoSchedule}
+	for _, t := range tolerations {
+		if t.ToleratesTaint(taint) {
+			return true
+		}
+	}
+	return false
 }
