@@ -188,6 +188,11 @@ type RunSpec struct {
 	Labels        map[string]string
 	Env           []string
 	Args          []string
+	// Privileged, Entrypoint (replacing the image's) and Tmpfs (paths
+	// mounted as tmpfs) are for throwaway containers.
+	Privileged bool
+	Entrypoint string
+	Tmpfs      []string
 }
 
 // RunDetached starts a container and returns its ID.
@@ -207,6 +212,15 @@ func (c CLI) RunDetached(ctx context.Context, s RunSpec) (string, error) {
 	}
 	for _, e := range s.Env {
 		args = append(args, "--env", e)
+	}
+	if s.Privileged {
+		args = append(args, "--privileged")
+	}
+	if s.Entrypoint != "" {
+		args = append(args, "--entrypoint", s.Entrypoint)
+	}
+	for _, t := range s.Tmpfs {
+		args = append(args, "--tmpfs", t)
 	}
 	args = append(args, s.Image)
 	args = append(args, s.Args...)
@@ -243,6 +257,64 @@ func (c CLI) FileInImage(ctx context.Context, image, path string) (bool, error) 
 		return false, nil
 	}
 	return false, err
+}
+
+// PullImage pulls an image into the engine.
+func (c CLI) PullImage(ctx context.Context, ref string) error {
+	_, err := c.run(ctx, "pull", ref)
+	return err
+}
+
+// ImageCommand returns a local image's entrypoint and command.
+func (c CLI) ImageCommand(ctx context.Context, ref string) (entrypoint, cmd []string, err error) {
+	out, err := c.run(ctx, "image", "inspect", "--format", "{{json .Config.Entrypoint}} {{json .Config.Cmd}}", ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	ep, rest, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
+	if err := json.Unmarshal([]byte(ep), &entrypoint); err != nil {
+		return nil, nil, fmt.Errorf("image %s: entrypoint %q: %w", ref, ep, err)
+	}
+	if err := json.Unmarshal([]byte(rest), &cmd); err != nil {
+		return nil, nil, fmt.Errorf("image %s: command %q: %w", ref, rest, err)
+	}
+	return entrypoint, cmd, nil
+}
+
+// StopContainer stops a running container (SIGTERM, then SIGKILL after
+// 30 s).
+func (c CLI) StopContainer(ctx context.Context, name string) error {
+	_, err := c.run(ctx, "stop", "--time", "30", name)
+	return err
+}
+
+// CommitContainer makes an image of a container's file system. changes
+// are Dockerfile instructions (ENTRYPOINT, CMD, LABEL) applied to the
+// image's configuration.
+func (c CLI) CommitContainer(ctx context.Context, name, ref string, changes ...string) error {
+	args := []string{"commit"}
+	for _, ch := range changes {
+		args = append(args, "--change", ch)
+	}
+	_, err := c.run(ctx, append(args, name, ref)...)
+	return err
+}
+
+// ImagesWithLabel lists the local images (repository:tag) that carry
+// label (key=value).
+func (c CLI) ImagesWithLabel(ctx context.Context, label string) ([]string, error) {
+	out, err := c.run(ctx, "images", "--filter", "label="+label, "--format", "{{.Repository}}:{{.Tag}}")
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(string(out)), nil
+}
+
+// RemoveImage removes a local image by name; an image still in use by a
+// container is not removed (an error).
+func (c CLI) RemoveImage(ctx context.Context, ref string) error {
+	_, err := c.run(ctx, "rmi", ref)
+	return err
 }
 
 // ImageID returns the engine's ID of a local image.

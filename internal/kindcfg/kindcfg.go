@@ -41,6 +41,10 @@ type Options struct {
 	// only on such a host, and only for a node image whose kubelet knows
 	// the field (1.31 and later).
 	AllowCgroupV1 bool
+	// NodeImage, when set, is the image of every node instead of the
+	// settings' NodeImage (the node image with the component images
+	// preloaded).
+	NodeImage string
 }
 
 // workerJoinPatch is the JoinConfiguration patch of the workers: their
@@ -81,22 +85,26 @@ func Cluster(c *config.Config, o Options) (*v1alpha4.Cluster, error) {
 	if c.NumNodes < 1 {
 		return nil, fmt.Errorf("kind config: %d nodes: need at least 1", c.NumNodes)
 	}
-	if c.ClusterName == "" || c.NodeImage == "" {
-		return nil, fmt.Errorf("kind config: cluster name %q and node image %q must both be set", c.ClusterName, c.NodeImage)
+	image := c.NodeImage
+	if o.NodeImage != "" {
+		image = o.NodeImage
+	}
+	if c.ClusterName == "" || image == "" {
+		return nil, fmt.Errorf("kind config: cluster name %q and node image %q must both be set", c.ClusterName, image)
 	}
 	cl := &v1alpha4.Cluster{
 		TypeMeta: v1alpha4.TypeMeta{Kind: "Cluster", APIVersion: "kind.x-k8s.io/v1alpha4"},
 		Name:     c.ClusterName,
 		Nodes: []v1alpha4.Node{{
 			Role:  v1alpha4.ControlPlaneRole,
-			Image: c.NodeImage,
+			Image: image,
 		}},
 		ContainerdConfigPatches: ContainerdPatches(c),
 	}
 	for i := 1; i < c.NumNodes; i++ {
 		cl.Nodes = append(cl.Nodes, v1alpha4.Node{
 			Role:  v1alpha4.WorkerRole,
-			Image: c.NodeImage,
+			Image: image,
 			ExtraMounts: []v1alpha4.Mount{
 				{ContainerPath: "/var/log/audit", HostPath: "/var/log/audit", Readonly: true},
 				{ContainerPath: "/dev/vfio/", HostPath: "/dev/vfio/"},

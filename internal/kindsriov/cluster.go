@@ -22,7 +22,11 @@ func (p *Provider) createCluster(ctx context.Context, st *upState) error {
 	if err := os.MkdirAll(c.StateDir(), 0o755); err != nil {
 		return err
 	}
-	p.env.Log.Infof("   kind %s, node image %s, config:\n%s", p.kind.Version(), c.NodeImage, indent(string(st.kindConfig)))
+	image := c.NodeImage
+	if st.nodeImage != "" {
+		image = fmt.Sprintf("%s (%s with the component images preloaded)", st.nodeImage, c.NodeImage)
+	}
+	p.env.Log.Infof("   kind %s, node image %s, config:\n%s", p.kind.Version(), image, indent(string(st.kindConfig)))
 	if err := providerfiles.Write(p.kindConfigPath(), st.kindConfig, 0o644); err != nil {
 		return err
 	}
@@ -34,11 +38,6 @@ func (p *Provider) createCluster(ctx context.Context, st *upState) error {
 		return err
 	}
 	st.nodes = nodes
-	if c.RegistryProxy == "" {
-		// With a proxy, the imports wait until the proxy's setup has
-		// restarted containerd (setupProxy).
-		st.nodesReady()
-	}
 	return os.Chmod(c.KubeconfigPath(), 0o600)
 }
 

@@ -2,15 +2,20 @@ package kindsriov
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kubevirt/kubevirtci-go/internal/components"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
+	"github.com/kubevirt/kubevirtci-go/internal/cri"
+	"github.com/kubevirt/kubevirtci-go/internal/kindcfg"
 	"github.com/kubevirt/kubevirtci-go/internal/kubeapply"
 	"github.com/kubevirt/kubevirtci-go/internal/kubewait"
 	"github.com/kubevirt/kubevirtci-go/internal/sriov"
@@ -114,87 +119,35 @@ func (p *Provider) waitedFor() (ready bool, what string) {
 	return true, fmt.Sprintf("%s rolled out, allocatable %s on every SR-IOV node, every pod Ready", comps, res)
 }
 
-// Component images the local engine has are loaded into every node, as
-// `kind load docker-image` does; the nodes pull the others from their
-// registries as usual.
+// Component images the local engine has reach the nodes preloaded in their
+// node image: before kind create, the node image (KIND_NODE_IMAGE) gets one
+// more layer, its containerd's store with those images imported, and kind
+// creates every node from that image. The image is made once per node
+// image and component images (their IDs name it) and kept in the engine,
+// like the images `make images` builds; the next one made for the same
+// node image replaces it. The nodes pull the component images the engine
+// does not have from their registries as usual.
 //
-// Why load from the engine rather than push to the cluster's registry or
-// preload into the node image: the image settings keep their meaning (a
-// name the nodes run, unchanged in the manifests), a component image built
-// here (`make images`, or a developer's own build of multus) reaches the
-// nodes without any registry, and the node image stays independent of the
-// components' versions.
-//
-// It costs one `save` and one `ctr images import` per node (about 190 MB
-// for the three images built here), so it runs in the background: the
-// save while kind creates the cluster, the imports while the steps after
-// it run; the step before the deployment waits for it (see docs/figures.md).
+// Why this rather than `kind load` after kind create, or the cluster's
+// registry: the image settings keep their meaning (a name the nodes run,
+// unchanged in the manifests), an image built here reaches the nodes
+// without any registry, and a cluster-up pays nothing for it once the
+// image is made: an import into each node (about 150 MB written and
+// unpacked per node, three nodes at once) competed with the control plane
+// and the workers' start for the CPU, and its unpacked files made kind's
+// delete slower (measured in docs/figures.md). The node image itself stays
+// independent of the components' versions; only this derived image is not.
 
-// imageLoad is the background loading of the component images.
-type imageLoad struct {
-	*background
-	created chan struct{} // closed once the nodes exist (st.nodes is set)
-	err     error
-	local   []string // the images loaded
-	took    time.Duration
-}
+// Labels of a node image with preloaded component images.
+const (
+	preloadRepo      = "localhost/kubevirtci-node-preload"
+	preloadLabel     = "io.kubevirtci.preload"
+	preloadNodeLabel = "io.kubevirtci.preload.node"
+)
 
-// startLoadingImages starts the background load. It runs before the
-// cluster is created, so that saving the images overlaps with kind.
-func (p *Provider) startLoadingImages(ctx context.Context, st *upState) error {
-	l := &imageLoad{created: make(chan struct{})}
-	st.imageLoad = l
-	l.background = goBackground(ctx, func(ctx context.Context) {
-		start := time.Now()
-		l.local, l.err = p.loadComponentImages(ctx, l.created, func() []string { return st.nodes })
-		l.took = time.Since(start)
-	})
-	return nil
-}
-
-// waitLoadingImages waits for the background load to end.
-func (p *Provider) waitLoadingImages(ctx context.Context, st *upState) error {
-	l := st.imageLoad
-	if err := l.wait(ctx); err != nil {
-		return err
-	}
-	if l.err != nil {
-		return l.err
-	}
-	st.loadedImages = l.local
-	if len(l.local) > 0 {
-		p.env.Log.Debugf("   %s loaded into %s in %s (in the background)", strings.Join(l.local, ", "), strings.Join(st.nodes, ", "), l.took.Round(100*time.Millisecond))
-	}
-	return nil
-}
-
-// nodesReady lets the background load import into the nodes: they exist
-// and their containerd will not be restarted.
-func (st *upState) nodesReady() {
-	if l := st.imageLoad; l != nil {
-		select {
-		case <-l.created:
-		default:
-			close(l.created)
-		}
-	}
-}
-
-// stopLoadingImages ends a background load that is still running (Up
-// failed before waiting for it).
-func (st *upState) stopLoadingImages() {
-	if l := st.imageLoad; l != nil {
-		l.stop()
-	}
-}
-
-// loadComponentImages saves the component images that the local engine has
-// into one archive and, once created is closed, imports it into each of
-// nodes(). It returns the images it loaded. The import does not unpack
-// the layers: containerd unpacks an image when a container first needs it,
-// so a node unpacks only the components that run there (the control plane
-// only multus), and not while the control plane is coming up.
-func (p *Provider) loadComponentImages(ctx context.Context, created <-chan struct{}, nodes func() []string) ([]string, error) {
+// localComponentImages returns the component images the local engine has,
+// each once, in the settings' order.
+func (p *Provider) localComponentImages(ctx context.Context) ([]string, error) {
 	c := p.cfg()
 	var local []string
 	seen := map[string]bool{}
@@ -213,32 +166,171 @@ func (p *Provider) loadComponentImages(ctx context.Context, created <-chan struc
 			p.env.Log.Debugf("   %s is not in %s: the nodes pull it", ref, p.cli.Name())
 		}
 	}
-	if len(local) == 0 {
-		return nil, nil
+	return local, nil
+}
+
+// preloadImages is the step before kind create: with component images in
+// the local engine, the nodes' image becomes the node image with them
+// preloaded (made now when the engine does not have it yet).
+func (p *Provider) preloadImages(ctx context.Context, st *upState) error {
+	c := p.cfg()
+	local, err := p.localComponentImages(ctx)
+	if err != nil || len(local) == 0 {
+		return err
 	}
-	dir, err := os.MkdirTemp("", "kubevirtci-images-")
+	if ok, err := p.cli.ImageExists(ctx, c.NodeImage); err != nil {
+		return err
+	} else if !ok {
+		// kind would pull it; the preload needs it first.
+		if err := p.cli.PullImage(ctx, c.NodeImage); err != nil {
+			return fmt.Errorf("pulling the node image %s (%s): %w", c.NodeImage, config.EnvNodeImage, err)
+		}
+	}
+	ref, err := p.preloadRef(ctx, local)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	defer os.RemoveAll(dir)
-	archive := filepath.Join(dir, "components.tar")
-	if err := p.cli.SaveImages(ctx, archive, local...); err != nil {
-		return nil, err
+	if ok, err := p.cli.ImageExists(ctx, ref); err != nil {
+		return err
+	} else if ok {
+		p.env.Log.Debugf("   %s has them (made by an earlier cluster-up)", ref)
+	} else if err := p.makePreload(ctx, ref, local); err != nil {
+		return fmt.Errorf("preloading %s into the node image %s: %w", strings.Join(local, ", "), c.NodeImage, err)
 	}
-	select {
-	case <-created:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	o := p.kindOptions()
+	o.NodeImage = ref
+	if st.kindConfig, err = kindcfg.Render(c, o); err != nil {
+		return err
 	}
-	return local, inEachNode(ctx, nodes(), func(ctx context.Context, n string) error {
+	st.nodeImage, st.loadedImages = ref, local
+	return nil
+}
+
+// preloadRef names the node image with local preloaded: its tag hashes the
+// node image's ID and each image's name and ID.
+func (p *Provider) preloadRef(ctx context.Context, local []string) (string, error) {
+	c := p.cfg()
+	h := sha256.New()
+	fmt.Fprintf(h, "preload 1\n")
+	for _, ref := range append([]string{c.NodeImage}, local...) {
+		id, err := p.cli.ImageID(ctx, ref)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s %s\n", ref, id)
+	}
+	return fmt.Sprintf("%s:%x", preloadRepo, h.Sum(nil)[:8]), nil
+}
+
+// makePreload makes ref: a container of the node image runs only its
+// containerd (no systemd, no kubelet), the images are imported into it
+// (without unpacking: the nodes unpack what their pods run), containerd
+// stops, and the container is committed with the node image's own
+// entrypoint and command. Older preloads of the same node image are
+// removed (one still used by a cluster stays).
+func (p *Provider) makePreload(ctx context.Context, ref string, local []string) (err error) {
+	c := p.cfg()
+	log := p.env.Log
+	return log.Run("Preloading "+strings.Join(local, ", ")+" into the node image (once per image change)", func() error {
+		entrypoint, cmd, err := p.cli.ImageCommand(ctx, c.NodeImage)
+		if err != nil {
+			return err
+		}
+		dir, err := os.MkdirTemp("", "kubevirtci-images-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		archive := filepath.Join(dir, "components.tar")
+		if err := p.cli.SaveImages(ctx, archive, local...); err != nil {
+			return err
+		}
+		name := "kubevirtci-preload-" + strings.TrimPrefix(ref, preloadRepo+":")
+		if err := p.cli.Remove(ctx, name); err != nil {
+			return err
+		}
+		if _, err := p.cli.RunDetached(ctx, cri.RunSpec{
+			Name: name, Image: c.NodeImage, Entrypoint: "containerd", Privileged: true,
+			Tmpfs: []string{"/run", "/tmp"}, Labels: map[string]string{preloadLabel: "builder"},
+		}); err != nil {
+			return err
+		}
+		defer func() {
+			// A fresh context: an interrupted preload still removes it.
+			rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if rerr := p.cli.Remove(rctx, name); rerr != nil && err == nil {
+				err = rerr
+			}
+		}()
+		if err := p.waitContainerd(ctx, name); err != nil {
+			return err
+		}
 		f, err := os.Open(archive)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		if _, err := p.cli.ExecInput(ctx, f, n, "ctr", "--namespace=k8s.io", "images", "import", "--all-platforms", "--no-unpack", "-"); err != nil {
-			return fmt.Errorf("loading %s into node %s: %w", strings.Join(local, ", "), n, err)
+		if _, err := p.cli.ExecInput(ctx, f, name, "ctr", "--namespace=k8s.io", "images", "import", "--all-platforms", "--no-unpack", "-"); err != nil {
+			return err
 		}
+		if err := p.cli.StopContainer(ctx, name); err != nil {
+			return err
+		}
+		changes := []string{
+			"ENTRYPOINT " + jsonList(entrypoint), "CMD " + jsonList(cmd),
+			"LABEL " + preloadLabel + "=" + strconv.Quote(strings.Join(local, " ")),
+			"LABEL " + preloadNodeLabel + "=" + strconv.Quote(c.NodeImage),
+		}
+		if err := p.cli.CommitContainer(ctx, name, ref, changes...); err != nil {
+			return err
+		}
+		p.removeOlderPreloads(ctx, ref)
 		return nil
 	})
+}
+
+// waitContainerd waits until containerd answers in container name.
+func (p *Provider) waitContainerd(ctx context.Context, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for {
+		_, err := p.cli.Exec(ctx, name, "ctr", "version")
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("containerd in %s did not answer: %w", name, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// removeOlderPreloads removes the preloads of the same node image but ref.
+func (p *Provider) removeOlderPreloads(ctx context.Context, ref string) {
+	refs, err := p.cli.ImagesWithLabel(ctx, preloadNodeLabel+"="+p.cfg().NodeImage)
+	if err != nil {
+		p.env.Log.Debugf("   listing older preloads: %v", err)
+		return
+	}
+	for _, r := range refs {
+		if r == ref {
+			continue
+		}
+		if err := p.cli.RemoveImage(ctx, r); err != nil {
+			p.env.Log.Debugf("   keeping %s: %v", r, err)
+		} else {
+			p.env.Log.Debugf("   removed %s (an older preload)", r)
+		}
+	}
+}
+
+// jsonList is a Dockerfile instruction's JSON form of args.
+func jsonList(args []string) string {
+	if args == nil {
+		args = []string{}
+	}
+	b, _ := json.Marshal(args)
+	return string(b)
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kubevirt/kubevirtci-go/images"
 	"github.com/kubevirt/kubevirtci-go/internal/cmdrun"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
 	"github.com/kubevirt/kubevirtci-go/internal/cri"
@@ -37,70 +36,110 @@ func (s saver) Run(ctx context.Context, stdin io.Reader, name string, args ...st
 	return out, err
 }
 
-// Component images the engine has are saved once and imported into every
-// node; the others are left for the nodes to pull.
-func TestLoadComponentImages(t *testing.T) {
-	const local, pulled = "localhost/multus:src", "ghcr.io/k8snetworkplumbingwg/sriov-cni:v2.7.0"
-	f := (&cmdrun.Fake{}).
-		On("sha256:1\n", nil, "docker", "image", "inspect", "--format", "{{.Id}}", local).
+const (
+	testNode   = "quay.io/kubevirtci/kindest_node:v1.22.2"
+	localImage = "localhost/multus:src"
+	pulled     = "ghcr.io/k8snetworkplumbingwg/sriov-cni:v2.7.0"
+)
+
+// preloadFake is an engine with the node image and localImage, not pulled,
+// and no preload.
+func preloadFake() *cmdrun.Fake {
+	return (&cmdrun.Fake{}).
+		On("sha256:n\n", nil, "docker", "image", "inspect", "--format", "{{.Id}}", testNode).
+		On("sha256:1\n", nil, "docker", "image", "inspect", "--format", "{{.Id}}", localImage).
 		On("Error: No such image: "+pulled, errors.New("exit status 1"), "docker", "image", "inspect", "--format", "{{.Id}}", pulled).
+		On("Error: No such image", errors.New("exit status 1"), "docker", "image", "inspect", "--format", "{{.Id}}").
+		On(`["/usr/local/bin/entrypoint","/sbin/init"] null`+"\n", nil, "docker", "image", "inspect", "--format", "{{json .Config.Entrypoint}} {{json .Config.Cmd}}", testNode).
 		On("", nil, "docker", "save").
-		On("", nil, "docker", "exec", "-i")
-	p := testProvider(t, f, map[string]string{
-		config.EnvMultusImage:            local,
+		On("", nil, "docker", "rm").
+		On("cid\n", nil, "docker", "run").
+		On("", nil, "docker", "exec").
+		On("", nil, "docker", "stop").
+		On("", nil, "docker", "commit").
+		On("", nil, "docker", "images")
+}
+
+func preloadEnv() map[string]string {
+	return map[string]string{
+		config.EnvNumNodes:               "3",
+		config.EnvMultusImage:            localImage,
 		config.EnvSRIOVCNIImage:          pulled,
-		config.EnvSRIOVDevicePluginImage: local, // the same image twice is loaded once
-	})
-	st := &upState{}
-	ctx := context.Background()
-	if err := p.startLoadingImages(ctx, st); err != nil {
-		t.Fatal(err)
-	}
-	// The nodes appear once the cluster is created.
-	st.nodes = []string{"sriov-control-plane", "sriov-worker"}
-	close(st.imageLoad.created)
-	if err := p.waitLoadingImages(ctx, st); err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(st.loadedImages, []string{local}) {
-		t.Errorf("loaded %v, want [%s]", st.loadedImages, local)
-	}
-	var saves, imports []string
-	for _, c := range f.Commands() {
-		switch {
-		case strings.HasPrefix(c, "docker save"):
-			saves = append(saves, c)
-		case strings.HasPrefix(c, "docker exec -i"):
-			imports = append(imports, c)
-		}
-	}
-	if len(saves) != 1 || !strings.HasSuffix(saves[0], " "+local) {
-		t.Errorf("saves %v, want one of %s", saves, local)
-	}
-	if len(imports) != 2 {
-		t.Fatalf("imports %v, want one per node", imports)
-	}
-	for _, n := range st.nodes {
-		want := "docker exec -i " + n + " ctr --namespace=k8s.io images import --all-platforms --no-unpack -"
-		found := false
-		for _, c := range imports {
-			found = found || c == want
-		}
-		if !found {
-			t.Errorf("no %q among %v", want, imports)
-		}
+		config.EnvSRIOVDevicePluginImage: localImage, // the same image twice is loaded once
 	}
 }
 
-// Nothing local: nothing is saved or imported.
-func TestLoadComponentImagesNoneLocal(t *testing.T) {
-	f := (&cmdrun.Fake{}).On("Error: No such image", errors.New("exit status 1"), "docker", "image", "inspect")
-	p := testProvider(t, f, nil)
-	created := make(chan struct{})
-	close(created)
-	local, err := p.loadComponentImages(context.Background(), created, func() []string { return []string{"sriov-control-plane"} })
-	if err != nil || len(local) != 0 {
-		t.Fatalf("loaded %v, %v; want nothing", local, err)
+// commandsWith returns f's command lines that start with prefix.
+func commandsWith(f *cmdrun.Fake, prefix string) []string {
+	var out []string
+	for _, c := range f.Commands() {
+		if strings.HasPrefix(c, prefix) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// The component images the engine has are preloaded into a node image made
+// from the settings' one: its containerd alone runs in a throwaway
+// container, imports them, stops, and the container is committed with the
+// node image's entrypoint and command. Every node is created from it.
+func TestPreloadImages(t *testing.T) {
+	f := preloadFake()
+	p := testProvider(t, f, preloadEnv())
+	st := &upState{}
+	if err := p.preloadImages(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(st.loadedImages, []string{localImage}) {
+		t.Errorf("loaded %v, want [%s]", st.loadedImages, localImage)
+	}
+	if !strings.HasPrefix(st.nodeImage, preloadRepo+":") {
+		t.Fatalf("node image %q, want one of %s", st.nodeImage, preloadRepo)
+	}
+	name := "kubevirtci-preload-" + strings.TrimPrefix(st.nodeImage, preloadRepo+":")
+	for _, want := range []string{
+		"docker save -o ",
+		"docker run --detach --name " + name + " --label io.kubevirtci.preload=builder --privileged --entrypoint containerd --tmpfs /run --tmpfs /tmp " + testNode,
+		"docker exec " + name + " ctr version",
+		"docker exec -i " + name + " ctr --namespace=k8s.io images import --all-platforms --no-unpack -",
+		"docker stop --time 30 " + name,
+		`docker commit --change ENTRYPOINT ["/usr/local/bin/entrypoint","/sbin/init"] --change CMD [] --change LABEL io.kubevirtci.preload="` + localImage + `" --change LABEL io.kubevirtci.preload.node="` + testNode + `" ` + name + " " + st.nodeImage,
+		"docker rm --force --volumes " + name,
+		"docker images --filter label=io.kubevirtci.preload.node=" + testNode,
+	} {
+		if len(commandsWith(f, want)) == 0 {
+			t.Errorf("no command %q among:\n%s", want, strings.Join(f.Commands(), "\n"))
+		}
+	}
+	if saves := commandsWith(f, "docker save"); len(saves) != 1 || !strings.HasSuffix(saves[0], " "+localImage) {
+		t.Errorf("saves %v, want one of %s", saves, localImage)
+	}
+	// The throwaway container is removed after the commit.
+	cmds := f.Commands()
+	if last := commandsWith(f, "docker rm"); cmds[len(cmds)-1] != last[len(last)-1] && !strings.HasPrefix(cmds[len(cmds)-1], "docker images") {
+		t.Errorf("the container is not removed at the end:\n%s", strings.Join(cmds, "\n"))
+	}
+	if n := strings.Count(string(st.kindConfig), "image: "+st.nodeImage); n != 3 {
+		t.Errorf("%d nodes of the kind config use %s, want 3:\n%s", n, st.nodeImage, st.kindConfig)
+	}
+}
+
+// A preload made by an earlier cluster-up is used as it is.
+func TestPreloadImagesReused(t *testing.T) {
+	f := preloadFake()
+	p := testProvider(t, f, preloadEnv())
+	ref, err := p.preloadRef(context.Background(), []string{localImage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Responses = append([]cmdrun.Response{{Prefix: []string{"docker", "image", "inspect", "--format", "{{.Id}}", ref}, Stdout: "sha256:p\n"}}, f.Responses...)
+	st := &upState{}
+	if err := p.preloadImages(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	if st.nodeImage != ref || !strings.Contains(string(st.kindConfig), "image: "+ref) {
+		t.Fatalf("node image %q, want %s; kind config:\n%s", st.nodeImage, ref, st.kindConfig)
 	}
 	for _, c := range f.Commands() {
 		if !strings.HasPrefix(c, "docker image inspect") {
@@ -109,40 +148,57 @@ func TestLoadComponentImagesNoneLocal(t *testing.T) {
 	}
 }
 
-// A failed import names the node and the images.
-func TestLoadComponentImagesImportFails(t *testing.T) {
-	f := (&cmdrun.Fake{}).
-		On("sha256:1\n", nil, "docker", "image", "inspect").
-		On("", nil, "docker", "save").
-		On("", errors.New("exit status 1: ctr: failed"), "docker", "exec", "-i", "sriov-worker")
-	p := testProvider(t, f, nil)
-	created := make(chan struct{})
-	close(created)
-	_, err := p.loadComponentImages(context.Background(), created, func() []string { return []string{"sriov-worker"} })
-	if err == nil || !strings.Contains(err.Error(), "node sriov-worker") || !strings.Contains(err.Error(), images.Multus.UpstreamImage()) {
-		t.Fatalf("want an error naming the node and the images, got %v", err)
+// The preload's name changes with the ID of any image in it.
+func TestPreloadRefFollowsTheImageIDs(t *testing.T) {
+	refs := map[string]bool{}
+	for _, id := range []string{"sha256:1", "sha256:2"} {
+		f := (&cmdrun.Fake{}).
+			On("sha256:n\n", nil, "docker", "image", "inspect", "--format", "{{.Id}}", testNode).
+			On(id+"\n", nil, "docker", "image", "inspect", "--format", "{{.Id}}", localImage)
+		ref, err := testProvider(t, f, preloadEnv()).preloadRef(context.Background(), []string{localImage})
+		if err != nil {
+			t.Fatal(err)
+		}
+		refs[ref] = true
+	}
+	if len(refs) != 2 {
+		t.Errorf("the same preload for two IDs of %s: %v", localImage, refs)
 	}
 }
 
-// A cluster-up that fails before the nodes exist ends the background load:
-// nothing is imported and the load returns.
-func TestLoadingImagesStoppedBeforeNodes(t *testing.T) {
-	f := (&cmdrun.Fake{}).
-		On("sha256:1\n", nil, "docker", "image", "inspect").
-		On("", nil, "docker", "save")
+// Nothing local: the nodes' image is the settings' one, nothing is made.
+func TestPreloadImagesNoneLocal(t *testing.T) {
+	f := (&cmdrun.Fake{}).On("Error: No such image", errors.New("exit status 1"), "docker", "image", "inspect")
 	p := testProvider(t, f, nil)
-	st := &upState{}
-	if err := p.startLoadingImages(context.Background(), st); err != nil {
+	st := &upState{kindConfig: []byte("as rendered")}
+	if err := p.preloadImages(context.Background(), st); err != nil {
 		t.Fatal(err)
 	}
-	st.stopLoadingImages() // returns only once the goroutine ended
-	if !errors.Is(st.imageLoad.err, context.Canceled) {
-		t.Errorf("load ended with %v, want context.Canceled", st.imageLoad.err)
+	if st.nodeImage != "" || string(st.kindConfig) != "as rendered" || len(st.loadedImages) != 0 {
+		t.Errorf("node image %q, loaded %v, kind config %q; want them untouched", st.nodeImage, st.loadedImages, st.kindConfig)
 	}
 	for _, c := range f.Commands() {
-		if strings.HasPrefix(c, "docker exec") {
-			t.Errorf("imported although no node exists: %s", c)
+		if !strings.HasPrefix(c, "docker image inspect") {
+			t.Errorf("unexpected command %s", c)
 		}
+	}
+}
+
+// A failed import names the images and the node image, and the throwaway
+// container is removed.
+func TestPreloadImagesImportFails(t *testing.T) {
+	f := (&cmdrun.Fake{}).On("", errors.New("exit status 1: ctr: failed"), "docker", "exec", "-i")
+	f.Responses = append(f.Responses, preloadFake().Responses...)
+	p := testProvider(t, f, preloadEnv())
+	err := p.preloadImages(context.Background(), &upState{})
+	if err == nil || !strings.Contains(err.Error(), localImage) || !strings.Contains(err.Error(), testNode) || !strings.Contains(err.Error(), "ctr: failed") {
+		t.Fatalf("want an error naming the images, the node image and the cause, got %v", err)
+	}
+	if len(commandsWith(f, "docker rm --force --volumes kubevirtci-preload-")) != 2 {
+		t.Errorf("the container is not removed after the failure:\n%s", strings.Join(f.Commands(), "\n"))
+	}
+	if len(commandsWith(f, "docker commit")) != 0 {
+		t.Errorf("committed after a failed import")
 	}
 }
 

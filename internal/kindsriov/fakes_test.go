@@ -151,6 +151,10 @@ func (e fakeEngine) RunDetached(ctx context.Context, s cri.RunSpec) (string, err
 		return "", fmt.Errorf("docker run: name %s in use", s.Name)
 	}
 	e.w.pid++
+	if len(s.Publish) == 0 { // a throwaway container (the preload's)
+		e.w.containers[s.Name] = &fakeContainer{Container: cri.Container{Name: s.Name, Image: s.Image, Running: true, PID: e.w.pid, Labels: s.Labels}}
+		return s.Name, nil
+	}
 	e.w.containers[s.Name] = &fakeContainer{Container: cri.Container{
 		Name: s.Name, Image: s.Image, ImageID: "sha256:" + s.Image, Running: true, PID: e.w.pid,
 		Networks: map[string]string{s.Network: "172.18.0.9"}, Ports: map[string][]string{"5000/tcp": {strings.TrimSuffix(s.Publish[0], ":5000")}},
@@ -262,6 +266,44 @@ func (e fakeEngine) ListContainers(ctx context.Context, label string) ([]string,
 
 func (e fakeEngine) SaveImages(ctx context.Context, file string, refs ...string) error {
 	return os.WriteFile(file, []byte(strings.Join(refs, "\n")), 0o644)
+}
+
+func (e fakeEngine) PullImage(ctx context.Context, ref string) error {
+	e.w.mu.Lock()
+	defer e.w.mu.Unlock()
+	e.w.images[ref] = true
+	return nil
+}
+
+func (e fakeEngine) ImageCommand(ctx context.Context, ref string) ([]string, []string, error) {
+	return []string{"/usr/local/bin/entrypoint", "/sbin/init"}, nil, nil
+}
+
+func (e fakeEngine) StopContainer(ctx context.Context, name string) error {
+	e.w.mu.Lock()
+	defer e.w.mu.Unlock()
+	if c := e.w.containers[name]; c != nil {
+		c.Running = false
+	}
+	return nil
+}
+
+func (e fakeEngine) CommitContainer(ctx context.Context, name, ref string, changes ...string) error {
+	e.w.mu.Lock()
+	defer e.w.mu.Unlock()
+	e.w.images[ref] = true
+	return nil
+}
+
+func (e fakeEngine) ImagesWithLabel(ctx context.Context, label string) ([]string, error) {
+	return nil, nil
+}
+
+func (e fakeEngine) RemoveImage(ctx context.Context, ref string) error {
+	e.w.mu.Lock()
+	defer e.w.mu.Unlock()
+	delete(e.w.images, ref)
+	return nil
 }
 
 // fakeKind creates node containers in the world.

@@ -62,6 +62,13 @@ type engine interface {
 	// FileInImage reports whether a path exists in a local image.
 	FileInImage(ctx context.Context, image, path string) (bool, error)
 	SaveImages(ctx context.Context, file string, refs ...string) error
+	// What making the node image with preloaded component images needs.
+	PullImage(ctx context.Context, ref string) error
+	ImageCommand(ctx context.Context, ref string) (entrypoint, cmd []string, err error)
+	StopContainer(ctx context.Context, name string) error
+	CommitContainer(ctx context.Context, name, ref string, changes ...string) error
+	ImagesWithLabel(ctx context.Context, label string) ([]string, error)
+	RemoveImage(ctx context.Context, ref string) error
 	// ListContainers names the containers (running or not) with a label.
 	ListContainers(ctx context.Context, label string) ([]string, error)
 }

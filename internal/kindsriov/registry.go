@@ -185,6 +185,5 @@ func (p *Provider) setupProxy(ctx context.Context, st *upState) error {
 	}); err != nil {
 		return err
 	}
-	st.nodesReady()
 	return nil
 }

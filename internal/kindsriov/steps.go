@@ -64,9 +64,9 @@ func (p *Provider) steps() []step {
 	again := "fix the cause and run `make cluster-down` again"
 	steps := []step{
 		{name: "Checking the host", do: p.preflight},
-		// Saving and loading the component images runs in the background
-		// from here until the deployment; Up's end stops it.
-		{do: p.startLoadingImages},
+		// The node image with the local component images preloaded (its
+		// own step line when it has to be made).
+		{do: p.preloadImages},
 		{
 			name: "Creating kind cluster " + c.ClusterName, do: p.createCluster,
 			creates: madeCluster, inspect: true,
@@ -98,7 +98,6 @@ func (p *Provider) steps() []step {
 			release: &undo{name: "Restoring the PFs' VF counts", fn: p.returnNICs, advice: again},
 		},
 		{name: "Preparing the SR-IOV nodes", do: p.prepareNodes},
-		{name: "Loading local component images into the nodes (started in the background)", do: p.waitLoadingImages},
 		{do: p.deployComponents},
 		{name: "Waiting for the control plane, DNS and kube-system pods", do: p.waitCluster},
 		{name: "Waiting for registry " + c.RegistryContainer(), do: p.waitRegistry},
@@ -127,7 +126,6 @@ func (p *Provider) Up(ctx context.Context) (err error) {
 	defer release()
 	steps := p.steps()
 	st := &upState{made: map[string]bool{}}
-	defer st.stopLoadingImages()
 	defer st.stopRegistry()
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
@@ -177,8 +175,6 @@ func (p *Provider) runStep(ctx context.Context, s step, st *upState) error {
 // cause with a report of what it undid, what it left and why.
 func (p *Provider) rollback(steps []step, st *upState, cause error, interrupted bool) error {
 	log := p.env.Log
-	// The background image load goes first: it runs commands in the nodes.
-	st.stopLoadingImages()
 	st.stopRegistry()
 	if len(st.made) == 0 {
 		return fmt.Errorf("%w\n\nNothing was changed", cause)

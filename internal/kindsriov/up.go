@@ -26,10 +26,10 @@ type upState struct {
 	rest        *rest.Config
 	nodes       []string
 	assignments []sriov.Assignment
-	// imageLoad loads component images into the nodes in the background;
-	// loadedImages are the ones it loaded from the local engine (the
-	// nodes pull the others).
-	imageLoad    *imageLoad
+	// nodeImage is the nodes' image when it is not the settings'
+	// NodeImage: the one with loadedImages preloaded, the component
+	// images the local engine has (the nodes pull the others).
+	nodeImage    string
 	loadedImages []string
 	// registry is the registry container being started in the
 	// background.
@@ -193,7 +193,7 @@ func (p *Provider) summary(st *upState, took time.Duration) {
 		l.Infof("  pulls via:   registry proxy %s (%s)", c.RegistryProxy, config.EnvRegistryProxy)
 	}
 	if len(st.loadedImages) > 0 {
-		l.Infof("  images:      %s (loaded from %s)", strings.Join(st.loadedImages, ", "), p.cli.Name())
+		l.Infof("  images:      %s (loaded from %s, preloaded in node image %s)", strings.Join(st.loadedImages, ", "), p.cli.Name(), st.nodeImage)
 	}
 	for _, a := range st.assignments {
 		var names []string
