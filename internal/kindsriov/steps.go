@@ -77,7 +77,6 @@ func (p *Provider) steps() []step {
 			creates: madeFiles, inspect: true,
 			undo: &undo{name: "Removing kubectl and config-provider files", fn: p.removeFiles, advice: again},
 		},
-		{name: "Checking etcd runs on tmpfs", do: p.checkEtcd},
 		// With REGISTRY_PROXY (CI=true) only; see below.
 		{name: "Pointing the nodes' containerd at the registry proxy " + c.RegistryProxy, do: p.setupProxy, off: c.RegistryProxy == ""},
 		{
@@ -85,11 +84,11 @@ func (p *Provider) steps() []step {
 			creates: madeRegistry, inspect: true,
 			undo: &undo{name: "Removing registry " + c.RegistryContainer(), fn: p.removeRegistry, advice: again, beside: true},
 		},
-		{name: "Configuring nodes (registries, br_netfilter)", do: p.configureNodes},
 		// The API server answers once kind create returns: the nodes are
 		// set up and the components deployed while the control plane,
 		// DNS and kube-system pods come up, which is waited for after.
-		{name: "Fixing up nodes (labels, taints, storage class)", do: p.fixUps},
+		// Three independent parts, side by side (see configureCluster).
+		{name: "Configuring nodes (registries, br_netfilter, labels, taints, storage class; etcd on tmpfs)", do: p.configureCluster},
 		{
 			name: "Moving SR-IOV PFs into the workers, creating and binding VFs", do: p.moveNICs,
 			creates: madeNICs,

@@ -28,7 +28,6 @@ var boundaries = []struct {
 	{"Writing kubeconfig", false},
 	{"Starting registry", false},
 	{"Configuring nodes", false},
-	{"Fixing up nodes", false},
 	{"Moving SR-IOV PFs", false},
 	{"Preparing the SR-IOV nodes", false},
 	{"deploy multus", false},
