@@ -66,6 +66,8 @@ type world struct {
 	// scripts are the shell scripts run in each node (sh -s, bash -s),
 	// in order.
 	scripts map[string][]string
+	// copies counts the files copied out of containers (kubectl).
+	copies int
 	// proxySetup is what the registry proxy serves at /setup/systemd.
 	proxySetup string
 	// fail makes the named operation fail once: "kind create",
@@ -248,6 +250,9 @@ func (e fakeEngine) CopyFrom(ctx context.Context, name, src, dst string) error {
 	if _, err := e.PID(ctx, name); err != nil {
 		return err
 	}
+	e.w.mu.Lock()
+	e.w.copies++
+	e.w.mu.Unlock()
 	return os.WriteFile(dst, []byte("kubectl"), 0o644)
 }
 
@@ -534,6 +539,7 @@ func newHarness(t *testing.T, w *world, env map[string]string) *harness {
 		config.EnvNumNodes:      "3",
 		config.EnvConfigPath:    filepath.Join(t.TempDir(), "_ci-configs"),
 		config.EnvSRIOVStateDir: filepath.Join(t.TempDir(), "sriov-state"),
+		"KUBEVIRTCI_CACHE_DIR":  t.TempDir(),
 	}}
 	for k, v := range env {
 		h.env[k] = v
@@ -543,7 +549,7 @@ func newHarness(t *testing.T, w *world, env map[string]string) *harness {
 		t.Fatal(err)
 	}
 	nodes := append([]string{c.ControlPlaneNode()}, c.WorkerNodes()...)
-	p := &Provider{spec: testSpec(c.Provider), env: providers.Env{Config: c, Log: steplog.New(h.log, true)}}
+	p := &Provider{spec: testSpec(c.Provider), env: providers.Env{Config: c, Log: steplog.New(h.log, true), Getenv: func(k string) string { return h.env[k] }}}
 	p.deps = deps{
 		detect: func(ctx context.Context) (engine, string, kindcluster.Kind, error) {
 			return fakeEngine{w}, "docker", fakeKind{w: w, nodes: nodes}, nil

@@ -5,8 +5,10 @@ package kindsriov
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,13 +20,21 @@ import (
 func (p *Provider) writeFiles(ctx context.Context, st *upState) error {
 	c := p.cfg()
 	st.made[madeFiles] = true
-	src, err := p.kubectlInNode(ctx)
-	if err != nil {
-		return err
-	}
 	tmp := c.KubectlHostPath() + ".tmp"
-	if err := p.cli.CopyFrom(ctx, c.ControlPlaneNode(), src, tmp); err != nil {
-		return fmt.Errorf("copying kubectl out of %s: %w", c.ControlPlaneNode(), err)
+	cached := p.kubectlCachePath(ctx)
+	if cached == "" || copyFile(cached, tmp) != nil {
+		src, err := p.kubectlInNode(ctx)
+		if err != nil {
+			return err
+		}
+		if err := p.cli.CopyFrom(ctx, c.ControlPlaneNode(), src, tmp); err != nil {
+			return fmt.Errorf("copying kubectl out of %s: %w", c.ControlPlaneNode(), err)
+		}
+		if cached != "" {
+			if err := saveCopy(tmp, cached); err != nil {
+				p.env.Log.Debugf("   not caching kubectl: %v", err)
+			}
+		}
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
@@ -35,6 +45,7 @@ func (p *Provider) writeFiles(ctx context.Context, st *upState) error {
 	if err := providerfiles.Write(c.ConfigProviderPath(), providerfiles.ConfigProvider(c), 0o644); err != nil {
 		return err
 	}
+	var err error
 	st.client, st.rest, err = p.deps.client(c.KubeconfigPath())
 	return err
 }
@@ -75,6 +86,52 @@ func removeAll(files ...string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// kubectlCachePath is where the kubectl of the node image is kept between
+// cluster-ups (in the image builds' cache folder, by the node image's ID
+// and KUBECTL_PATH), so that a cluster-up copies it out of a node only the
+// first time; "" when the ID is not known.
+func (p *Provider) kubectlCachePath(ctx context.Context) string {
+	c := p.cfg()
+	id, err := p.cli.ImageID(ctx, c.NodeImage)
+	if err != nil || id == "" {
+		return ""
+	}
+	h := sha256.Sum256([]byte(id + "\n" + c.KubectlPath))
+	return filepath.Join(filepath.Dir(p.kindBinDir()), "kubectl", fmt.Sprintf("%x", h[:12]), "kubectl")
+}
+
+// copyFile copies src to dst (a new file).
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// saveCopy copies src to dst through a temporary file beside dst, so that
+// dst is never seen half-written.
+func saveCopy(src, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	tmp := fmt.Sprintf("%s.%d.tmp", dst, os.Getpid())
+	if err := copyFile(src, tmp); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, dst)
 }
 
 // kubectlInNode finds kubectl in the control-plane node: KUBECTL_PATH when

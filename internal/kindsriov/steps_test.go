@@ -129,6 +129,27 @@ func TestUpThenDownLeavesTheHostAsItWas(t *testing.T) {
 	}
 }
 
+// kubectl is copied out of a node once per node image: the next
+// cluster-up takes it from the cache.
+func TestKubectlCachedBetweenClusterUps(t *testing.T) {
+	w := newWorld("pf0", "pf1")
+	h := newHarness(t, w, nil)
+	w.images[h.p.cfg().NodeImage] = true
+	before := h.snapshot()
+	for i := 1; i <= 2; i++ {
+		if err := h.p.Up(context.Background()); err != nil {
+			t.Fatalf("cluster-up %d: %v\n%s", i, err, h.log)
+		}
+		if b, err := os.ReadFile(h.p.cfg().KubectlHostPath()); err != nil || string(b) != "kubectl" {
+			t.Fatalf("cluster-up %d: kubectl %q, %v", i, b, err)
+		}
+		h.down(fmt.Sprintf("after cluster-up %d", i), before)
+	}
+	if w.copies != 1 {
+		t.Errorf("kubectl copied out of a node %d times in two cluster-ups, want once", w.copies)
+	}
+}
+
 // A failing undo that runs beside the others does not stop them; Down
 // reports it, and does not restore the VF counts until it is fixed.
 func TestDownWhenTheRegistryRemovalFails(t *testing.T) {
