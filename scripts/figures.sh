@@ -18,6 +18,10 @@ log() { echo "figures: $*" >&2; }
 
 scripts/host-setup.sh
 
+# The clusters run on docker (the e2e harness pins it): the images are
+# built into docker too, whichever engine the host would pick first.
+export CRI_BIN=docker
+
 log "node, registry and component images"
 build_log=$(mktemp)
 trap 'rm -f "$build_log"' EXIT
