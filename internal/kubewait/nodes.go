@@ -100,6 +100,19 @@ func (s *status) addNode(pods cache.Store, node, line string) {
 	}
 }
 
+// nodeStartCrashes is how often a pod on a node that is not Ready may
+// restart before its crash loop is taken for one that will not heal.
+const nodeStartCrashes = 4
+
+// maxRestarts is the largest restart count of p's containers.
+func maxRestarts(p *corev1.Pod) int32 {
+	var n int32
+	for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+		n = max(n, cs.RestartCount)
+	}
+	return n
+}
+
 // stuckPodsOn describes the pods on node that wait in a state that does
 // not heal by waiting (nil store: none).
 func stuckPodsOn(store cache.Store, node string) []problem {
@@ -115,10 +128,16 @@ func stuckPodsOn(store cache.Store, node string) []problem {
 		if d.kind != kindStuck {
 			continue
 		}
-		// While its node comes up, a pod network's pod may crash once or
-		// twice (the API server not reachable yet): a crash loop gets the
-		// grace here; an image that does not exist does not.
+		// While its node comes up, a pod network's pod crashes until
+		// kube-proxy has made the API server's service address work on
+		// the node, which takes a while on a busy host: a crash loop
+		// counts once it has restarted nodeStartCrashes times (the
+		// kubelet's back-offs add up to 150 s by then), and gets the
+		// grace after that; an image that does not exist does not wait.
 		if len(d.logs) > 0 && d.stuck == stuckNow {
+			if maxRestarts(p) < nodeStartCrashes {
+				continue
+			}
 			d.stuck = stuckAfterGrace
 		}
 		out = append(out, d)
