@@ -65,9 +65,15 @@ func TestScenarioCustomKind(t *testing.T) {
 		if err != nil || !strings.Contains(out, "(kind "+customKindVersion+", docker)") {
 			t.Errorf("make status: %v, want kind %s:\n%s", err, customKindVersion, tail(out, 20))
 		}
-		img := dockerT(t, "inspect", "--format", "{{.Config.Image}}", c.controlPlane())
-		if strings.TrimSpace(img) != custom {
-			t.Errorf("%s runs %s, want %s", c.controlPlane(), img, custom)
+		// The node image itself, or the one made from it with the local
+		// component images preloaded, which names it in a label.
+		img := strings.TrimSpace(dockerT(t, "inspect", "--format", "{{.Config.Image}}", c.controlPlane()))
+		from := img
+		if img != custom {
+			from = strings.TrimSpace(dockerT(t, "image", "inspect", "--format", `{{index .Config.Labels "io.kubevirtci.preload.node"}}`, img))
+		}
+		if from != custom {
+			t.Errorf("%s runs %s (made from %q), want %s or a preload made from it", c.controlPlane(), img, from, custom)
 		}
 	})
 	t.Run("one PF per worker (the default)", func(t *testing.T) { pfs.checkHeld(t, c, 1) })
