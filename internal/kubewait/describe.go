@@ -174,6 +174,14 @@ func phaseOrPending(p *corev1.Pod) corev1.PodPhase {
 	return p.Status.Phase
 }
 
+// CrashRestarts is how often a container in CrashLoopBackOff must have
+// restarted before a fail-fast wait takes its crash loop for one that will
+// not heal (the kubelet's back-offs, 10, 20 and 40 s, add up to about a
+// minute by then): a container that fails while what it needs comes up
+// (a pod network's pod before kube-proxy serves the API server's address
+// on its node) restarts once or twice and then runs.
+const CrashRestarts = 3
+
 // containerReason describes a container that is not ready, e.g.
 // "waiting: ErrImagePull (image i): message", and how stuck it is.
 func containerReason(cs corev1.ContainerStatus, image string) (string, stuck) {
@@ -203,7 +211,7 @@ func containerReason(cs corev1.ContainerStatus, image string) (string, stuck) {
 			return s, stuckNow
 		case imagePullReasons[w.Reason]:
 			return s, stuckAfterGrace
-		case w.Reason == "CrashLoopBackOff":
+		case w.Reason == "CrashLoopBackOff" && cs.RestartCount >= CrashRestarts:
 			// The kubelet backs off only after the container failed.
 			return s, stuckNow
 		}

@@ -256,6 +256,13 @@ func TestPodsReadyFailFastOnCrashLoop(t *testing.T) {
 	if err := PodsReady(ctx, newFake(p), "sriov", "", short); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("without FailFast: %v, want a timeout", err)
 	}
+	// A container that crashed once or twice (what it needs still coming
+	// up) may yet run: the wait goes on, also past the grace.
+	early := p.DeepCopy()
+	early.Status.ContainerStatuses[0].RestartCount = CrashRestarts - 1
+	if err := PodsReady(ctx, newFake(early), "sriov", "", 500*time.Millisecond, FailFast(), withGrace(100*time.Millisecond)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("%d restarts: %v, want a timeout", CrashRestarts-1, err)
+	}
 }
 
 // A pod the scheduler cannot place gets the grace, then ends the wait.
