@@ -230,17 +230,24 @@ func (c CLI) RunDetached(ctx context.Context, s RunSpec) (string, error) {
 
 // ImageExists reports whether the engine has the image locally.
 func (c CLI) ImageExists(ctx context.Context, ref string) (bool, error) {
-	_, err := c.run(ctx, "image", "inspect", "--format", "{{.Id}}", ref)
+	_, ok, err := c.LocalImageID(ctx, ref)
+	return ok, err
+}
+
+// LocalImageID returns the ID of a local image, and false (no error) when
+// the engine does not have it.
+func (c CLI) LocalImageID(ctx context.Context, ref string) (string, bool, error) {
+	out, err := c.run(ctx, "image", "inspect", "--format", "{{.Id}}", ref)
 	if err == nil {
-		return true, nil
+		return strings.TrimSpace(string(out)), true, nil
 	}
 	if re, ok := cmdrun.IsRunError(err); ok {
 		o := strings.ToLower(re.Output())
 		if strings.Contains(o, "no such image") || strings.Contains(o, "image not known") || strings.Contains(o, "failed to find image") {
-			return false, nil
+			return "", false, nil
 		}
 	}
-	return false, err
+	return "", false, err
 }
 
 // FileInImage reports whether path names a file (symlinks followed) in a

@@ -146,27 +146,28 @@ const (
 )
 
 // localComponentImages returns the component images the local engine has,
-// each once, in the settings' order.
-func (p *Provider) localComponentImages(ctx context.Context) ([]string, error) {
+// each once, in the settings' order, and their IDs.
+func (p *Provider) localComponentImages(ctx context.Context) ([]string, map[string]string, error) {
 	c := p.cfg()
 	var local []string
+	ids := map[string]string{}
 	seen := map[string]bool{}
 	for _, ref := range []string{c.MultusImage, c.SRIOVCNIImage, c.SRIOVDevicePluginImage, c.InjectorImage} {
 		if ref == "" || seen[ref] {
 			continue
 		}
 		seen[ref] = true
-		ok, err := p.cli.ImageExists(ctx, ref)
+		id, ok, err := p.cli.LocalImageID(ctx, ref)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if ok {
-			local = append(local, ref)
+			local, ids[ref] = append(local, ref), id
 		} else {
 			p.env.Log.Debugf("   %s is not in %s: the nodes pull it", ref, p.cli.Name())
 		}
 	}
-	return local, nil
+	return local, ids, nil
 }
 
 // preloadImages is the step before kind create: with component images in
@@ -174,22 +175,24 @@ func (p *Provider) localComponentImages(ctx context.Context) ([]string, error) {
 // preloaded (made now when the engine does not have it yet).
 func (p *Provider) preloadImages(ctx context.Context, st *upState) error {
 	c := p.cfg()
-	local, err := p.localComponentImages(ctx)
+	local, ids, err := p.localComponentImages(ctx)
 	if err != nil || len(local) == 0 {
 		return err
 	}
-	if ok, err := p.cli.ImageExists(ctx, c.NodeImage); err != nil {
+	nodeID, ok, err := p.cli.LocalImageID(ctx, c.NodeImage)
+	if err != nil {
 		return err
-	} else if !ok {
+	}
+	if !ok {
 		// kind would pull it; the preload needs it first.
 		if err := p.cli.PullImage(ctx, c.NodeImage); err != nil {
 			return fmt.Errorf("pulling the node image %s (%s): %w", c.NodeImage, config.EnvNodeImage, err)
 		}
+		if nodeID, err = p.cli.ImageID(ctx, c.NodeImage); err != nil {
+			return err
+		}
 	}
-	ref, err := p.preloadRef(ctx, local)
-	if err != nil {
-		return err
-	}
+	ref := preloadRef(c.NodeImage, nodeID, local, ids)
 	if ok, err := p.cli.ImageExists(ctx, ref); err != nil {
 		return err
 	} else if ok {
@@ -197,7 +200,7 @@ func (p *Provider) preloadImages(ctx context.Context, st *upState) error {
 	} else if err := p.makePreload(ctx, ref, local); err != nil {
 		return fmt.Errorf("preloading %s into the node image %s: %w", strings.Join(local, ", "), c.NodeImage, err)
 	}
-	o := p.kindOptions()
+	o := st.kindOptions
 	o.NodeImage = ref
 	if st.kindConfig, err = kindcfg.Render(c, o); err != nil {
 		return err
@@ -206,20 +209,15 @@ func (p *Provider) preloadImages(ctx context.Context, st *upState) error {
 	return nil
 }
 
-// preloadRef names the node image with local preloaded: its tag hashes the
-// node image's ID and each image's name and ID.
-func (p *Provider) preloadRef(ctx context.Context, local []string) (string, error) {
-	c := p.cfg()
+// preloadRef names the node image node (ID nodeID) with local (IDs ids)
+// preloaded: its tag hashes the names and IDs.
+func preloadRef(node, nodeID string, local []string, ids map[string]string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "preload 1\n")
-	for _, ref := range append([]string{c.NodeImage}, local...) {
-		id, err := p.cli.ImageID(ctx, ref)
-		if err != nil {
-			return "", err
-		}
-		fmt.Fprintf(h, "%s %s\n", ref, id)
+	fmt.Fprintf(h, "preload 1\n%s %s\n", node, nodeID)
+	for _, ref := range local {
+		fmt.Fprintf(h, "%s %s\n", ref, ids[ref])
 	}
-	return fmt.Sprintf("%s:%x", preloadRepo, h.Sum(nil)[:8]), nil
+	return fmt.Sprintf("%s:%x", preloadRepo, h.Sum(nil)[:8])
 }
 
 // makePreload makes ref: a container of the node image runs only its

@@ -129,10 +129,7 @@ func TestPreloadImages(t *testing.T) {
 func TestPreloadImagesReused(t *testing.T) {
 	f := preloadFake()
 	p := testProvider(t, f, preloadEnv())
-	ref, err := p.preloadRef(context.Background(), []string{localImage})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ref := preloadRef(testNode, "sha256:n", []string{localImage}, map[string]string{localImage: "sha256:1"})
 	f.Responses = append([]cmdrun.Response{{Prefix: []string{"docker", "image", "inspect", "--format", "{{.Id}}", ref}, Stdout: "sha256:p\n"}}, f.Responses...)
 	st := &upState{}
 	if err := p.preloadImages(context.Background(), st); err != nil {
@@ -152,14 +149,7 @@ func TestPreloadImagesReused(t *testing.T) {
 func TestPreloadRefFollowsTheImageIDs(t *testing.T) {
 	refs := map[string]bool{}
 	for _, id := range []string{"sha256:1", "sha256:2"} {
-		f := (&cmdrun.Fake{}).
-			On("sha256:n\n", nil, "docker", "image", "inspect", "--format", "{{.Id}}", testNode).
-			On(id+"\n", nil, "docker", "image", "inspect", "--format", "{{.Id}}", localImage)
-		ref, err := testProvider(t, f, preloadEnv()).preloadRef(context.Background(), []string{localImage})
-		if err != nil {
-			t.Fatal(err)
-		}
-		refs[ref] = true
+		refs[preloadRef(testNode, "sha256:n", []string{localImage}, map[string]string{localImage: id})] = true
 	}
 	if len(refs) != 2 {
 		t.Errorf("the same preload for two IDs of %s: %v", localImage, refs)

@@ -187,6 +187,15 @@ func (e fakeEngine) ImageID(ctx context.Context, ref string) (string, error) {
 	return "sha256:" + ref, nil
 }
 
+func (e fakeEngine) LocalImageID(ctx context.Context, ref string) (string, bool, error) {
+	e.w.mu.Lock()
+	defer e.w.mu.Unlock()
+	if !e.w.images[ref] {
+		return "", false, nil
+	}
+	return "sha256:" + ref, true, nil
+}
+
 func (e fakeEngine) ImageExists(ctx context.Context, ref string) (bool, error) {
 	e.w.mu.Lock()
 	defer e.w.mu.Unlock()

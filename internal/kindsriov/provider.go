@@ -59,6 +59,8 @@ type engine interface {
 	ExecInput(ctx context.Context, stdin io.Reader, name string, args ...string) ([]byte, error)
 	CopyFrom(ctx context.Context, name, src, dst string) error
 	ImageExists(ctx context.Context, ref string) (bool, error)
+	// LocalImageID is the ID of a local image; false when there is none.
+	LocalImageID(ctx context.Context, ref string) (string, bool, error)
 	// FileInImage reports whether a path exists in a local image.
 	FileInImage(ctx context.Context, image, path string) (bool, error)
 	SaveImages(ctx context.Context, file string, refs ...string) error

@@ -22,7 +22,9 @@ import (
 
 // upState is what the steps of Up hand to each other.
 type upState struct {
-	kindConfig  []byte
+	kindConfig []byte
+	// kindOptions are what kindConfig was rendered with.
+	kindOptions kindcfg.Options
 	client      kubernetes.Interface
 	rest        *rest.Config
 	nodes       []string
@@ -83,7 +85,8 @@ func (p *Provider) preflight(ctx context.Context, st *upState) error {
 	if err := p.checkKubectlPath(ctx); err != nil {
 		return err
 	}
-	st.kindConfig, err = kindcfg.Render(c, p.kindOptions())
+	st.kindOptions = p.kindOptions()
+	st.kindConfig, err = kindcfg.Render(c, st.kindOptions)
 	return err
 }
 
