@@ -31,7 +31,11 @@ func (p *Provider) writeFiles(ctx context.Context, st *upState) error {
 			return fmt.Errorf("copying kubectl out of %s: %w", c.ControlPlaneNode(), err)
 		}
 		if cached != "" {
-			if err := saveCopy(tmp, cached); err != nil {
+			b, err := os.ReadFile(tmp)
+			if err == nil {
+				err = providerfiles.Write(cached, b, 0o755)
+			}
+			if err != nil {
 				p.env.Log.Debugf("   not caching kubectl: %v", err)
 			}
 		}
@@ -118,20 +122,6 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return out.Close()
-}
-
-// saveCopy copies src to dst through a temporary file beside dst, so that
-// dst is never seen half-written.
-func saveCopy(src, dst string) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	tmp := fmt.Sprintf("%s.%d.tmp", dst, os.Getpid())
-	if err := copyFile(src, tmp); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return os.Rename(tmp, dst)
 }
 
 // kubectlInNode finds kubectl in the control-plane node: KUBECTL_PATH when
