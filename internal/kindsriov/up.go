@@ -156,10 +156,10 @@ func (p *Provider) checkRegistryPort(ctx context.Context) error {
 
 func (p *Provider) waitCluster(ctx context.Context, st *upState) error {
 	t := p.cfg().ClusterWaitTimeout
-	// The node image's own pods (the pod network, kube-proxy, DNS): a
-	// crash loop or a pull that cannot succeed is reported at once, not
-	// after the timeout; while nodes are not Ready, through the pods on
-	// them.
+	// The node image's own pods (the pod network, kube-proxy, DNS): a pull
+	// that cannot succeed is reported at once, a crash loop once it has
+	// restarted a few times (kubewait.CrashRestarts), not after the
+	// timeout; while nodes are not Ready, through the pods on them.
 	if err := kubewait.NodesReady(ctx, st.client, t, kubewait.FailFast()); err != nil {
 		return err
 	}

@@ -78,8 +78,8 @@ type options struct {
 // cannot be pulled (ErrImagePull, ImagePullBackOff, InvalidImageName,
 // ...), a container in CrashLoopBackOff, a pod the scheduler cannot place.
 // It gives up at once when the kubelet says the image does not exist or
-// access is denied, or a container crash-loops (the error then carries
-// the last lines of its log); otherwise when it has been so for Grace
+// access is denied, or a container crash-loops and has restarted
+// CrashRestarts times (the error then carries the last lines of its log); otherwise when it has been so for Grace
 // (the kubelet's first two pull back-offs, 10 and 20 s, so that a pull
 // that fails once for a passing reason is retried, and a scheduler that
 // waits for a node to become ready gets the time). By default a wait keeps
