@@ -20,19 +20,55 @@ type Applier interface {
 	Apply(ctx context.Context, objs []*unstructured.Unstructured) error
 }
 
-// Deploy renders the components with p and applies them.
-func Deploy(ctx context.Context, a Applier, p Params, log *step.Logger) error {
-	return log.Run("deploy multus, sriov-cni and the SR-IOV device plugin", func() error {
+// Deploy renders the components with p and applies them. With an
+// injector image it applies network-resources-injector in the same step,
+// once the DaemonSets' pods outside kube-system exist (client watches for
+// them): its webhook, registered by its installer before the webhook
+// serves, refuses pods in every namespace but kube-system until then
+// (failurePolicy Fail), and a DaemonSet controller refused backs off. The
+// injector then starts beside the DaemonSets instead of after them.
+func Deploy(ctx context.Context, a Applier, client kubernetes.Interface, p Params, log *step.Logger) error {
+	name := "deploy multus, sriov-cni and the SR-IOV device plugin"
+	if p.InjectorImage != "" {
+		name = "deploy multus, sriov-cni, the SR-IOV device plugin and network-resources-injector"
+	}
+	return log.Run(name, func() error {
 		objs, err := Render(p)
 		if err != nil {
 			return err
 		}
+		injector, err := RenderInjector(p)
+		if err != nil {
+			return err
+		}
+		var covered []string // DaemonSets the injector's webhook covers
 		for _, o := range objs {
 			log.Debugf("  %s %s", o.GetKind(), qualified(o))
+			if o.GetKind() == "DaemonSet" && o.GetNamespace() != injectorNamespace {
+				covered = append(covered, qualified(o))
+			}
 		}
-		return a.Apply(ctx, objs)
+		if err := a.Apply(ctx, objs); err != nil {
+			return err
+		}
+		if len(injector) == 0 {
+			return nil
+		}
+		if len(covered) > 0 {
+			if err := kubewait.DaemonSetPodsCreated(ctx, client, covered, DefaultDaemonSetsTimeout); err != nil {
+				return err
+			}
+		}
+		for _, o := range injector {
+			log.Debugf("  %s %s", o.GetKind(), qualified(o))
+		}
+		return a.Apply(ctx, injector)
 	})
 }
+
+// injectorNamespace is where network-resources-injector runs, the one
+// namespace its webhook leaves out.
+const injectorNamespace = "kube-system"
 
 // Default timeouts of the component waits.
 const (
@@ -56,10 +92,6 @@ type WaitOptions struct {
 	// only problem left, instead of waiting for the images until the
 	// timeout.
 	FailFast bool
-	// Injector applies network-resources-injector (when p has its image)
-	// once the device plugin's resources are allocatable, and its
-	// Deployment is waited for before the last wait (every pod Ready).
-	Injector Applier
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -71,21 +103,14 @@ func orDefault(d, def time.Duration) time.Duration {
 
 // Wait waits, in order, until the components' DaemonSets are available on
 // the nodes they target, each SR-IOV node's allocatable resource equals its
-// VF count, and all pods of the cluster are Ready. With o.Injector it
-// deploys network-resources-injector after the allocatable wait and waits
-// for it too. With o.Skip it waits for nothing, and deploys the injector
-// at once.
+// VF count, and all pods of the cluster are Ready. With an injector image
+// it waits for network-resources-injector (which Deploy applied) and its
+// webhook too, after the allocatable wait. With o.Skip it waits for
+// nothing.
 func Wait(ctx context.Context, client kubernetes.Interface, p Params, o WaitOptions, log *step.Logger) error {
 	if o.Skip {
 		log.Infof("skipping the component waits (as asked)")
-		if p.InjectorImage == "" || o.Injector == nil {
-			return nil
-		}
-		objs, err := RenderInjector(p)
-		if err != nil {
-			return err
-		}
-		return log.Run("deploy network-resources-injector", func() error { return o.Injector.Apply(ctx, objs) })
+		return nil
 	}
 	objs, err := Render(p)
 	if err != nil {
@@ -128,8 +153,8 @@ func Wait(ctx context.Context, client kubernetes.Interface, p Params, o WaitOpti
 		}
 	}
 
-	if p.InjectorImage != "" && o.Injector != nil {
-		if err := DeployInjector(ctx, o.Injector, client, p, orDefault(o.PodsTimeout, DefaultPodsTimeout), log, opts...); err != nil {
+	if p.InjectorImage != "" {
+		if err := waitInjector(ctx, client, p, orDefault(o.PodsTimeout, DefaultPodsTimeout), log, opts...); err != nil {
 			return err
 		}
 	}
@@ -139,19 +164,11 @@ func Wait(ctx context.Context, client kubernetes.Interface, p Params, o WaitOpti
 	})
 }
 
-// DeployInjector applies network-resources-injector and waits until its
-// Deployment has rolled out and its webhook is registered.
-func DeployInjector(ctx context.Context, a Applier, client kubernetes.Interface, p Params, timeout time.Duration, log *step.Logger, opts ...kubewait.Option) error {
+// waitInjector waits until network-resources-injector's Deployment has
+// rolled out and its webhook is registered.
+func waitInjector(ctx context.Context, client kubernetes.Interface, p Params, timeout time.Duration, log *step.Logger, opts ...kubewait.Option) error {
 	objs, err := RenderInjector(p)
 	if err != nil || len(objs) == 0 {
-		return err
-	}
-	if err := log.Run("deploy network-resources-injector", func() error {
-		for _, o := range objs {
-			log.Debugf("  %s %s", o.GetKind(), qualified(o))
-		}
-		return a.Apply(ctx, objs)
-	}); err != nil {
 		return err
 	}
 	return log.Run("wait for network-resources-injector and its webhook", func() error {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,7 +35,7 @@ func (r *recordingApplier) Apply(_ context.Context, objs []*unstructured.Unstruc
 func TestDeploy(t *testing.T) {
 	var out bytes.Buffer
 	a := &recordingApplier{}
-	if err := Deploy(context.Background(), a, params(twoPFsPerNode, false), step.New(&out, true)); err != nil {
+	if err := Deploy(context.Background(), a, fake.NewClientset(), params(twoPFsPerNode, false), step.New(&out, true)); err != nil {
 		t.Fatal(err)
 	}
 	if len(a.calls) != 1 || len(a.calls[0]) != 10 {
@@ -45,13 +46,89 @@ func TestDeploy(t *testing.T) {
 	}
 
 	a = &recordingApplier{err: errors.New("apply DaemonSet x: forbidden")}
-	if err := Deploy(context.Background(), a, params(onePFPerNode, false), nil); err == nil || !strings.Contains(err.Error(), "forbidden") {
+	if err := Deploy(context.Background(), a, fake.NewClientset(), params(onePFPerNode, false), nil); err == nil || !strings.Contains(err.Error(), "forbidden") {
 		t.Errorf("error %v, want the applier's", err)
 	}
 	a = &recordingApplier{}
-	if err := Deploy(context.Background(), a, params(nil, false), nil); err == nil || len(a.calls) != 0 {
+	if err := Deploy(context.Background(), a, fake.NewClientset(), params(nil, false), nil); err == nil || len(a.calls) != 0 {
 		t.Errorf("bad settings: error %v, %d apply calls; want an error before applying", err, len(a.calls))
 	}
+}
+
+// With an injector, Deploy applies it in the same step, but only once the
+// DaemonSets' pods outside kube-system exist: its webhook would refuse
+// them until it serves.
+func TestDeployInjectorAfterTheDaemonSetPods(t *testing.T) {
+	p := params(onePFPerNode, false)
+	p.InjectorImage = "ghcr.io/k8snetworkplumbingwg/network-resources-injector:v1.9.0"
+	var kept, held []runtime.Object
+	for _, o := range cluster(t, p, nil) {
+		if pod, ok := o.(*corev1.Pod); ok && pod.Namespace != "kube-system" {
+			held = append(held, pod)
+			continue
+		}
+		kept = append(kept, o)
+	}
+	if len(held) != 4 {
+		t.Fatalf("%d pods outside kube-system, want sriov-cni's and the device plugin's on 2 workers", len(held))
+	}
+	client := fake.NewClientset(kept...)
+	a := &lockedApplier{}
+	var out bytes.Buffer
+	done := make(chan error, 1)
+	go func() { done <- Deploy(context.Background(), a, client, p, step.New(&out, true)) }()
+
+	// The DaemonSets are applied; the injector waits for their pods.
+	time.Sleep(300 * time.Millisecond)
+	if n := a.count(); n != 1 {
+		t.Fatalf("%d apply calls before the DaemonSets' pods exist, want 1 (the components)", n)
+	}
+	for _, o := range held[:3] {
+		if _, err := client.CoreV1().Pods(o.(*corev1.Pod).Namespace).Create(context.Background(), o.(*corev1.Pod), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := a.count(); n != 1 {
+		t.Fatalf("%d apply calls with one pod missing, want 1", n)
+	}
+	if _, err := client.CoreV1().Pods(held[3].(*corev1.Pod).Namespace).Create(context.Background(), held[3].(*corev1.Pod), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Deploy did not return once every pod existed")
+	}
+	calls := a.calls()
+	if len(calls) != 2 || calls[1][len(calls[1])-1].GetKind() != "Deployment" || calls[1][len(calls[1])-1].GetName() != "network-resources-injector" {
+		t.Fatalf("apply calls %d, want the components, then the injector", len(calls))
+	}
+	if !strings.Contains(out.String(), "deploy multus, sriov-cni, the SR-IOV device plugin and network-resources-injector") {
+		t.Errorf("log:\n%s", out.String())
+	}
+}
+
+type lockedApplier struct {
+	mu sync.Mutex
+	r  recordingApplier
+}
+
+func (l *lockedApplier) Apply(ctx context.Context, objs []*unstructured.Unstructured) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Apply(ctx, objs)
+}
+
+func (l *lockedApplier) count() int { return len(l.calls()) }
+
+func (l *lockedApplier) calls() [][]*unstructured.Unstructured {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([][]*unstructured.Unstructured(nil), l.r.calls...)
 }
 
 // cluster returns the objects of a cluster where the components run: one

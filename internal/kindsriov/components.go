@@ -46,7 +46,7 @@ func (p *Provider) componentParams(st *upState) components.Params {
 }
 
 func (p *Provider) deployComponents(ctx context.Context, st *upState) error {
-	return p.deps.deploy(ctx, st.rest, p.componentParams(st))
+	return p.deps.deploy(ctx, st.client, st.rest, p.componentParams(st))
 }
 
 func (p *Provider) waitComponents(ctx context.Context, st *upState) error {
@@ -58,7 +58,7 @@ func (p *Provider) waitComponents(ctx context.Context, st *upState) error {
 			vfs[a.Node] = int64(len(a.PFs) * c.VFsCount)
 		}
 	}
-	err := p.deps.waitComponents(ctx, st.client, st.rest, p.componentParams(st), components.WaitOptions{
+	err := p.deps.waitComponents(ctx, st.client, p.componentParams(st), components.WaitOptions{
 		Skip:               c.SkipComponentWaits,
 		VFsPerNode:         vfs,
 		DaemonSetsTimeout:  c.ComponentWaitTimeout,

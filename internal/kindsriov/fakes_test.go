@@ -600,11 +600,11 @@ func newHarness(t *testing.T, w *world, env map[string]string) *harness {
 			}
 			return []byte(w.proxySetup), nil
 		},
-		deploy: func(ctx context.Context, rc *rest.Config, params components.Params) error {
+		deploy: func(ctx context.Context, client kubernetes.Interface, rc *rest.Config, params components.Params) error {
 			h.deployed++
 			return nil
 		},
-		waitComponents: func(ctx context.Context, client kubernetes.Interface, rc *rest.Config, params components.Params, o components.WaitOptions) error {
+		waitComponents: func(ctx context.Context, client kubernetes.Interface, params components.Params, o components.WaitOptions) error {
 			h.waited = &params
 			return ctx.Err()
 		},

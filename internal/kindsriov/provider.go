@@ -107,13 +107,11 @@ type deps struct {
 	fetchProxySetup func(ctx context.Context, proxy string) ([]byte, error)
 	// serving waits until the registry answers on the host port.
 	serving func(ctx context.Context, port int, timeout time.Duration) error
-	// deploy applies the components' manifests.
-	deploy func(ctx context.Context, rc *rest.Config, params components.Params) error
+	// deploy applies the components' manifests (network-resources-injector
+	// too, when params has it).
+	deploy func(ctx context.Context, client kubernetes.Interface, rc *rest.Config, params components.Params) error
 	// waitComponents waits for the deployed components.
-	// waitComponents waits for the deployed components; it deploys
-	// network-resources-injector, when params has it, once the device
-	// plugin's resources are allocatable.
-	waitComponents func(ctx context.Context, client kubernetes.Interface, rc *rest.Config, params components.Params, o components.WaitOptions) error
+	waitComponents func(ctx context.Context, client kubernetes.Interface, params components.Params, o components.WaitOptions) error
 	// hiddenCgroups finds cgroup v1 hierarchies that kind nodes left;
 	// removeCgroups removes them.
 	hiddenCgroups func() ([]cgroupv1.Hierarchy, error)
@@ -169,21 +167,14 @@ func realDeps(p *Provider) deps {
 		portFree:        config.CheckPortFree,
 		fetchProxySetup: regproxy.Fetch,
 		serving:         localregistry.WaitServing,
-		deploy: func(ctx context.Context, rc *rest.Config, params components.Params) error {
+		deploy: func(ctx context.Context, client kubernetes.Interface, rc *rest.Config, params components.Params) error {
 			a, err := kubeapply.NewForConfig(rc, FieldManager)
 			if err != nil {
 				return err
 			}
-			return components.Deploy(ctx, a, params, p.env.Log)
+			return components.Deploy(ctx, a, client, params, p.env.Log)
 		},
-		waitComponents: func(ctx context.Context, client kubernetes.Interface, rc *rest.Config, params components.Params, o components.WaitOptions) error {
-			if params.InjectorImage != "" {
-				a, err := kubeapply.NewForConfig(rc, FieldManager)
-				if err != nil {
-					return err
-				}
-				o.Injector = a
-			}
+		waitComponents: func(ctx context.Context, client kubernetes.Interface, params components.Params, o components.WaitOptions) error {
 			return components.Wait(ctx, client, params, o, p.env.Log)
 		},
 	}

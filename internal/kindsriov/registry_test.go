@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/kubevirt/kubevirtci-go/internal/components"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
@@ -132,7 +131,7 @@ func TestProxySetupFails(t *testing.T) {
 func TestPullFailureNamesTheSetting(t *testing.T) {
 	h := newHarness(t, newWorld("pf0", "pf1"), map[string]string{config.EnvSRIOVCNIImage: "ghcr.io/k8snetworkplumbingwg/sriov-cni:v0.0.0-missing"})
 	var asked components.WaitOptions
-	h.p.deps.waitComponents = func(ctx context.Context, client kubernetes.Interface, rc *rest.Config, params components.Params, o components.WaitOptions) error {
+	h.p.deps.waitComponents = func(ctx context.Context, client kubernetes.Interface, params components.Params, o components.WaitOptions) error {
 		asked = o
 		return &kubewait.Error{What: "daemonsets", Err: kubewait.ErrWontHeal, Problems: []string{
 			"pod sriov/kube-sriov-cni-ds-x on node sriov-worker: container c waiting: ErrImagePull (image ghcr.io/k8snetworkplumbingwg/sriov-cni:v0.0.0-missing): not found"}}

@@ -299,3 +299,54 @@ func requirementsMatch(reqs []corev1.NodeSelectorRequirement, set labels.Set) bo
 	}
 	return true
 }
+
+// DaemonSetPodsCreated waits until each named DaemonSet ("namespace/name")
+// has as many pods, in any state, as its controller wants (for the
+// generation it has seen): the controller has created them. What comes after can then no longer stop their creation
+// (an admission webhook that refuses pods until it serves, for one).
+func DaemonSetPodsCreated(ctx context.Context, client kubernetes.Interface, names []string, timeout time.Duration, opts ...Option) error {
+	what := "the pods of daemonsets " + braces("", names) + " to be created"
+	return wait(ctx, client, what, timeout, opts, func(w *watchSet) func() status {
+		dsStore := w.daemonSets("")
+		podStore := w.pods("", "")
+		return func() status {
+			st := status{done: true}
+			for _, name := range names {
+				item, ok, _ := dsStore.GetByKey(name)
+				ds, isDS := item.(*appsv1.DaemonSet)
+				if !ok || !isDS {
+					st.done = false
+					st.add(kindOther, "daemonset %s not found", name)
+					continue
+				}
+				if ds.Status.ObservedGeneration < ds.Generation {
+					st.done = false
+					st.add(kindOther, "daemonset %s: its controller has not yet seen generation %d (observed %d)", name, ds.Generation, ds.Status.ObservedGeneration)
+					continue
+				}
+				sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
+				if err != nil {
+					st.done = false
+					st.add(kindOther, "daemonset %s: invalid selector: %v", name, err)
+					continue
+				}
+				// A daemon pod names its node in its affinity until the
+				// scheduler binds it: count them against the number the
+				// controller wants, do not place them.
+				created := int32(0)
+				for _, p := range podsOf(podStore, ds.Namespace, sel) {
+					if ref := metav1.GetControllerOf(p); ref != nil && ds.UID != "" && ref.UID != ds.UID {
+						continue
+					}
+					created++
+				}
+				targets := ds.Status.DesiredNumberScheduled
+				if created < targets {
+					st.done = false
+					st.add(kindOther, "daemonset %s: %d of %d pod(s) created", name, created, targets)
+				}
+			}
+			return st
+		}
+	})
+}
