@@ -159,6 +159,7 @@ func TestProof(t *testing.T) {
 	waitNodesReady(t, ctx, cs, n.Kubernetes)
 	waitSystemPods(t, ctx, cs)
 	t.Logf("TIMING cluster Ready (all nodes and system pods): %s", time.Since(start).Round(time.Second))
+	proveFlannelStart(t, ctx, cs, proofCluster+"-control-plane:6443")
 
 	kindNodes, err := provider.ListNodes(proofCluster)
 	if err != nil {
@@ -361,6 +362,41 @@ func waiting(p corev1.Pod) string {
 		return ""
 	}
 	return " (" + strings.Join(w, ", ") + ")"
+}
+
+// proveFlannelStart: kind gave flannel the API server's address inside the
+// cluster's network (the manifest's patch marker), and no flannel container
+// restarted: it did not wait for kube-proxy to route the kubernetes
+// Service, so none crash-looped while the nodes started.
+func proveFlannelStart(t *testing.T, ctx context.Context, cs kubernetes.Interface, endpoint string) {
+	t.Helper()
+	pods, err := cs.CoreV1().Pods("kube-flannel").List(ctx, metav1.ListOptions{LabelSelector: "app=flannel"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) != 3 {
+		t.Fatalf("%d flannel pods, want one per node", len(pods.Items))
+	}
+	for _, p := range pods.Items {
+		got := ""
+		for _, e := range p.Spec.Containers[0].Env {
+			if e.Name == "CONTROL_PLANE_ENDPOINT" {
+				got = e.Value
+			}
+		}
+		if got != endpoint {
+			t.Errorf("%s: CONTROL_PLANE_ENDPOINT %q, want %q (kind's patch of the default CNI manifest)", p.Name, got, endpoint)
+		}
+		for _, c := range p.Status.ContainerStatuses {
+			if c.RestartCount != 0 {
+				last := ""
+				if e := c.LastTerminationState.Terminated; e != nil {
+					last = fmt.Sprintf(" (last: exit %d, %s)", e.ExitCode, strings.TrimSpace(e.Message))
+				}
+				t.Errorf("%s on %s: container %s restarted %d time(s), want none%s", p.Name, p.Spec.NodeName, c.Name, c.RestartCount, last)
+			}
+		}
+	}
 }
 
 // proveNetwork runs a server pod on the second worker and, on the first
