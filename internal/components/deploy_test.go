@@ -16,7 +16,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/kubevirt/kubevirtci-go/internal/kubewait"
 	"github.com/kubevirt/kubevirtci-go/internal/step"
@@ -73,13 +75,28 @@ func TestDeployInjectorAfterTheDaemonSetPods(t *testing.T) {
 		t.Fatalf("%d pods outside kube-system, want sriov-cni's and the device plugin's on 2 workers", len(held))
 	}
 	client := fake.NewClientset(kept...)
+	// The fake does not replay what happens between an informer's list and
+	// its watch: the pods are created once the wait watches.
+	watching := make(chan struct{}, 10)
+	client.PrependWatchReactor("*", func(act clienttesting.Action) (bool, watch.Interface, error) {
+		w, err := client.Tracker().Watch(act.GetResource(), act.GetNamespace())
+		watching <- struct{}{}
+		return true, w, err
+	})
 	a := &lockedApplier{}
 	var out bytes.Buffer
 	done := make(chan error, 1)
 	go func() { done <- Deploy(context.Background(), a, client, p, step.New(&out, true)) }()
 
 	// The DaemonSets are applied; the injector waits for their pods.
-	time.Sleep(300 * time.Millisecond)
+	for range 2 { // daemonsets and pods
+		select {
+		case <-watching:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the wait for the DaemonSets' pods did not start")
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
 	if n := a.count(); n != 1 {
 		t.Fatalf("%d apply calls before the DaemonSets' pods exist, want 1 (the components)", n)
 	}
