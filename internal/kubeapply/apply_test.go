@@ -3,6 +3,9 @@ package kubeapply
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"sync"
@@ -21,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	dynfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/rest"
 	clienttesting "k8s.io/client-go/testing"
 )
 
@@ -434,9 +438,103 @@ func TestApplyCRDNotEstablished(t *testing.T) {
 	if err.Error() != want {
 		t.Errorf("error %q\nwant  %q", err, want)
 	}
+	// The objects before the first of the CRD's kind do not wait for it;
+	// that one is not applied.
 	names, _ := applies(c.dyn.Actions())
-	if len(names) != 1 {
-		t.Errorf("applied %v before the CRD was Established, want only the CRD", names)
+	wantApplied := []string{
+		"customresourcedefinitions /network-attachment-definitions.k8s.cni.cncf.io",
+		"namespaces /sriov",
+		"configmaps sriov/sriovdp-config",
+	}
+	if !reflect.DeepEqual(names, wantApplied) {
+		t.Errorf("applied %q, want %q (nothing of the CRD's kind)", names, wantApplied)
+	}
+}
+
+// The built-in kinds of component manifests map without discovery; other
+// versions and kinds do not map.
+func TestBuiltinMapper(t *testing.T) {
+	m := BuiltinMapper()
+	for _, tc := range []struct {
+		gvk      schema.GroupVersionKind
+		resource string
+		scope    meta.RESTScopeName
+	}{
+		{gvkDS, "daemonsets", meta.RESTScopeNameNamespace},
+		{gvkCR, "clusterroles", meta.RESTScopeNameRoot},
+		{gvkCRD, "customresourcedefinitions", meta.RESTScopeNameRoot},
+		{gvkNS, "namespaces", meta.RESTScopeNameRoot},
+		{schema.GroupVersionKind{Version: "v1", Kind: "ServiceAccount"}, "serviceaccounts", meta.RESTScopeNameNamespace},
+		{schema.GroupVersionKind{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "MutatingWebhookConfiguration"}, "mutatingwebhookconfigurations", meta.RESTScopeNameRoot},
+	} {
+		got, err := m.RESTMapping(tc.gvk.GroupKind(), tc.gvk.Version)
+		if err != nil {
+			t.Errorf("%s: %v", tc.gvk, err)
+			continue
+		}
+		if got.Resource != tc.gvk.GroupVersion().WithResource(tc.resource) || got.Scope.Name() != tc.scope {
+			t.Errorf("%s: %s, scope %s; want %s, %s", tc.gvk, got.Resource, got.Scope.Name(), tc.resource, tc.scope)
+		}
+	}
+	for _, gvk := range []schema.GroupVersionKind{
+		gvkNAD,
+		{Group: "rbac.authorization.k8s.io", Version: "v1beta1", Kind: "ClusterRole"},
+		{Group: "extensions", Version: "v1beta1", Kind: "DaemonSet"},
+	} {
+		if _, err := m.RESTMapping(gvk.GroupKind(), gvk.Version); !meta.IsNoMatchError(err) {
+			t.Errorf("%s: error %v, want no match (left to discovery)", gvk, err)
+		}
+	}
+}
+
+// NewForConfig applies built-in kinds without one discovery request, and
+// asks discovery for the others.
+func TestNewForConfigDiscoversOnlyWhatItMust(t *testing.T) {
+	var mu sync.Mutex
+	var discovery, patches []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodPatch {
+			patches = append(patches, r.URL.Path)
+			body, _ := io.ReadAll(r.Body)
+			w.Write(body)
+			return
+		}
+		discovery = append(discovery, r.URL.Path)
+		switch r.URL.Path {
+		case "/api":
+			fmt.Fprint(w, `{"kind":"APIVersions","versions":["v1"]}`)
+		case "/apis":
+			fmt.Fprint(w, `{"kind":"APIGroupList","groups":[]}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	a, err := NewForConfig(&rest.Config{Host: srv.URL}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	builtins := decodeTest(t, "apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: ds\n  namespace: kube-system\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: cr\n")
+	if err := a.Apply(ctx, builtins); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if len(discovery) != 0 || len(patches) != 2 {
+		t.Errorf("discovery requests %q, patches %q; want no discovery and the 2 patches", discovery, patches)
+	}
+	mu.Unlock()
+	err = a.Apply(ctx, decodeTest(t, "apiVersion: kubevirt.io/v1\nkind: KubeVirt\nmetadata:\n  name: kv\n  namespace: kubevirt\n"))
+	if err == nil || !strings.Contains(err.Error(), "the server has no resource for kind KubeVirt") {
+		t.Errorf("error %v, want the kind unknown to discovery", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(discovery) == 0 {
+		t.Error("a kind that is not built in was not looked up through discovery")
 	}
 }
 
