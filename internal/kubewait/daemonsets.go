@@ -128,9 +128,9 @@ func daemonSetStatus(ds *appsv1.DaemonSet, nodes []*corev1.Node, podStore cache.
 		st.add(kindOther, "daemonset %s: its controller has not yet seen generation %d (observed %d)", name, ds.Generation, ds.Status.ObservedGeneration)
 		return st
 	}
-	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
+	pods, err := daemonPods(ds, podStore)
 	if err != nil {
-		st.add(kindOther, "daemonset %s: invalid selector: %v", name, err)
+		st.add(kindOther, "daemonset %s: %v", name, err)
 		return st
 	}
 	var targets []*corev1.Node
@@ -140,10 +140,7 @@ func daemonSetStatus(ds *appsv1.DaemonSet, nodes []*corev1.Node, podStore cache.
 		}
 	}
 	byNode := map[string][]*corev1.Pod{}
-	for _, p := range podsOf(podStore, ds.Namespace, sel) {
-		if ref := metav1.GetControllerOf(p); ref != nil && ds.UID != "" && ref.UID != ds.UID {
-			continue
-		}
+	for _, p := range pods {
 		byNode[p.Spec.NodeName] = append(byNode[p.Spec.NodeName], p)
 	}
 
@@ -324,22 +321,16 @@ func DaemonSetPodsCreated(ctx context.Context, client kubernetes.Interface, name
 					st.add(kindOther, "daemonset %s: its controller has not yet seen generation %d (observed %d)", name, ds.Generation, ds.Status.ObservedGeneration)
 					continue
 				}
-				sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
+				pods, err := daemonPods(ds, podStore)
 				if err != nil {
 					st.done = false
-					st.add(kindOther, "daemonset %s: invalid selector: %v", name, err)
+					st.add(kindOther, "daemonset %s: %v", name, err)
 					continue
 				}
 				// A daemon pod names its node in its affinity until the
 				// scheduler binds it: count them against the number the
 				// controller wants, do not place them.
-				created := int32(0)
-				for _, p := range podsOf(podStore, ds.Namespace, sel) {
-					if ref := metav1.GetControllerOf(p); ref != nil && ds.UID != "" && ref.UID != ds.UID {
-						continue
-					}
-					created++
-				}
+				created := int32(len(pods))
 				targets := ds.Status.DesiredNumberScheduled
 				if created < targets {
 					st.done = false
@@ -349,4 +340,21 @@ func DaemonSetPodsCreated(ctx context.Context, client kubernetes.Interface, name
 			return st
 		}
 	})
+}
+
+// daemonPods returns the pods of ds: those its selector matches that no
+// other controller owns.
+func daemonPods(ds *appsv1.DaemonSet, podStore cache.Store) ([]*corev1.Pod, error) {
+	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
+	if err != nil {
+		return nil, fmt.Errorf("invalid selector: %w", err)
+	}
+	var out []*corev1.Pod
+	for _, p := range podsOf(podStore, ds.Namespace, sel) {
+		if ref := metav1.GetControllerOf(p); ref != nil && ds.UID != "" && ref.UID != ds.UID {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
