@@ -367,9 +367,20 @@ func waiting(p corev1.Pod) string {
 // proveFlannelStart: kind gave flannel the API server's address inside the
 // cluster's network (the manifest's patch marker), and no flannel container
 // restarted: it did not wait for kube-proxy to route the kubernetes
-// Service, so none crash-looped while the nodes started.
+// Service, so none crash-looped while the nodes started. And no pod failed
+// to get its network: flannel writes the node's CNI config (which makes
+// the node Ready) only once it has its subnet lease, so no pod (CoreDNS
+// first) is scheduled before its network works and then waits out the
+// kubelet's back-off.
 func proveFlannelStart(t *testing.T, ctx context.Context, cs kubernetes.Interface, endpoint string) {
 	t.Helper()
+	evs, err := cs.CoreV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: "reason=FailedCreatePodSandBox"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs.Items {
+		t.Errorf("%s %s/%s: %s (%d time(s)), want none", e.Reason, e.InvolvedObject.Namespace, e.InvolvedObject.Name, e.Message, e.Count)
+	}
 	pods, err := cs.CoreV1().Pods("kube-flannel").List(ctx, metav1.ListOptions{LabelSelector: "app=flannel"})
 	if err != nil {
 		t.Fatal(err)
