@@ -10,10 +10,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -27,7 +30,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/cache"
-	watchtools "k8s.io/client-go/tools/watch"
 )
 
 // DefaultFieldManager is the field manager New uses when given none.
@@ -288,12 +290,17 @@ func applyConfiguration(o *unstructured.Unstructured) *unstructured.Unstructured
 
 // waitEstablished watches CRDs until every one in crds is Established. A CRD
 // whose names are not accepted fails at once with the server's reason.
+//
+// The watch is an informer of its own rather than watchtools.UntilWithSync,
+// whose reflector reports the end of its watch, when the wait is over and
+// its context canceled, as an error on the process's log ("Failed to
+// watch ... context canceled"): a scary line on every cluster-up. Here a
+// watch error is kept for the timeout message and not printed.
 func (a *Applier) waitEstablished(ctx context.Context, crds []*unstructured.Unstructured) error {
 	want := map[string]bool{}
 	for _, c := range crds {
 		want[c.GetName()] = true
 	}
-	state := map[string]*unstructured.Unstructured{}
 	ri := a.dyn.Resource(CRDResource)
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
@@ -303,9 +310,45 @@ func (a *Applier) waitEstablished(ctx context.Context, crds []*unstructured.Unst
 			return ri.Watch(ctx, opts)
 		},
 	}
+	inf := cache.NewSharedIndexInformer(lw, &unstructured.Unstructured{}, 0, cache.Indexers{})
+	changed := make(chan struct{}, 1)
+	notify := func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { notify() },
+		UpdateFunc: func(any, any) { notify() },
+		DeleteFunc: func(any) { notify() },
+	}); err != nil {
+		return fmt.Errorf("watching CRDs: %w", err)
+	}
+	var mu sync.Mutex
+	watchErr := ""
+	if err := inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, _ *cache.Reflector, err error) {
+		// Ended by this wait, or a watch the reflector renews: no problem.
+		if ctx.Err() != nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+			return
+		}
+		mu.Lock()
+		watchErr = err.Error()
+		mu.Unlock()
+	}); err != nil {
+		return fmt.Errorf("watching CRDs: %w", err)
+	}
+	state := func(name string) *unstructured.Unstructured {
+		o, ok, _ := inf.GetStore().GetByKey(name)
+		if !ok {
+			return nil
+		}
+		u, _ := o.(*unstructured.Unstructured)
+		return u
+	}
 	established := func() (bool, error) {
 		for name := range want {
-			c := state[name]
+			c := state(name)
 			if c == nil {
 				return false, nil
 			}
@@ -318,49 +361,63 @@ func (a *Applier) waitEstablished(ctx context.Context, crds []*unstructured.Unst
 		}
 		return true, nil
 	}
+
 	wctx, cancel := context.WithTimeout(ctx, a.timeout())
-	defer cancel()
-	_, err := watchtools.UntilWithSync(wctx, lw, &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
-		u, ok := ev.Object.(*unstructured.Unstructured)
-		if !ok || !want[u.GetName()] {
-			return false, nil
-		}
-		if ev.Type == watch.Deleted {
-			delete(state, u.GetName())
-		} else {
-			state[u.GetName()] = u
-		}
-		return established()
-	})
-	if err == nil {
-		return nil
-	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("waiting for CRDs to be Established: %w", ctx.Err())
-	}
-	if wctx.Err() != nil || wait.Interrupted(err) || errors.Is(err, context.DeadlineExceeded) {
-		var missing []string
-		for name := range want {
-			c := state[name]
-			if c == nil {
-				missing = append(missing, name+" (not found)")
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		inf.RunWithContext(wctx)
+	}()
+	// The informer is stopped before this returns: nothing of it runs on.
+	defer func() {
+		cancel()
+		<-stopped
+	}()
+	for {
+		select {
+		case <-changed:
+			if !inf.HasSynced() {
 				continue
 			}
-			st, reason := crdCondition(c, "Established")
-			if st != "True" {
-				if st == "" {
-					st = "no condition yet"
-				}
-				if reason != "" {
-					st += ", " + reason
-				}
-				missing = append(missing, fmt.Sprintf("%s (Established: %s)", name, st))
+			done, err := established()
+			if err != nil {
+				return err
 			}
+			if done {
+				return nil
+			}
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return fmt.Errorf("waiting for CRDs to be Established: %w", ctx.Err())
+			}
+			var missing []string
+			for name := range want {
+				c := state(name)
+				if c == nil {
+					missing = append(missing, name+" (not found)")
+					continue
+				}
+				st, reason := crdCondition(c, "Established")
+				if st != "True" {
+					if st == "" {
+						st = "no condition yet"
+					}
+					if reason != "" {
+						st += ", " + reason
+					}
+					missing = append(missing, fmt.Sprintf("%s (Established: %s)", name, st))
+				}
+			}
+			sort.Strings(missing)
+			msg := fmt.Sprintf("CRDs not Established after %s: %s", a.timeout(), strings.Join(missing, ", "))
+			mu.Lock()
+			if watchErr != "" {
+				msg += " (watching CRDs failed: " + watchErr + ")"
+			}
+			mu.Unlock()
+			return errors.New(msg)
 		}
-		sort.Strings(missing)
-		return fmt.Errorf("CRDs not Established after %s: %s", a.timeout(), strings.Join(missing, ", "))
 	}
-	return fmt.Errorf("waiting for CRDs to be Established: %w", err)
 }
 
 // crdCondition returns the status of the condition typ of a CRD and its

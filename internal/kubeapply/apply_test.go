@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/managedfields"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/dynamic"
 	dynfake "k8s.io/client-go/dynamic/fake"
@@ -590,5 +591,105 @@ func TestApplyConfigurationStripsServerFields(t *testing.T) {
 	}
 	if o.GetResourceVersion() != "7" {
 		t.Error("the original object was modified")
+	}
+}
+
+// TestWaitEstablishedEndsItsWatchQuietly: over real HTTP, the CRD watch that
+// saw the CRD become Established is ended when the wait returns, and that
+// end is not reported to client-go's error handlers (which print it as
+// "Failed to watch ... context canceled" on every cluster-up).
+func TestWaitEstablishedEndsItsWatchQuietly(t *testing.T) {
+	// Established in the list: the wait ends while the watch request is
+	// still being made. Established by a watch event: it ends while the
+	// watch is open.
+	for _, inList := range []bool{true, false} {
+		t.Run(fmt.Sprintf("established in the list %v", inList), func(t *testing.T) {
+			testWaitEstablishedQuietly(t, inList)
+		})
+	}
+}
+
+func testWaitEstablishedQuietly(t *testing.T, inList bool) {
+	const name = "network-attachment-definitions.k8s.cni.cncf.io"
+	crd := func(established string) string {
+		return `{"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinition","metadata":{"name":"` + name +
+			`","resourceVersion":"2"},"status":{"conditions":[{"type":"NamesAccepted","status":"True"},{"type":"Established","status":"` + established + `"}]}}`
+	}
+	var watches sync.WaitGroup // the watch requests the server is serving
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path != "/apis/apiextensions.k8s.io/v1/customresourcedefinitions" {
+			http.NotFound(w, r)
+			return
+		}
+		if r.URL.Query().Get("watch") != "true" {
+			listed := crd("False")
+			if inList {
+				listed = crd("True")
+			}
+			fmt.Fprint(w, `{"apiVersion":"apiextensions.k8s.io/v1","kind":"CustomResourceDefinitionList","metadata":{"resourceVersion":"2"},"items":[`+listed+`]}`)
+			return
+		}
+		watches.Add(1)
+		defer watches.Done()
+		// The watch sends the change (after the list: nothing, not even
+		// its headers), then stays open like an API server's until the
+		// client goes away.
+		if !inList {
+			fmt.Fprint(w, `{"type":"MODIFIED","object":`+crd("True")+"}\n")
+			w.(http.Flusher).Flush()
+		}
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+
+	var mu sync.Mutex
+	var reported []string
+	saved := utilruntime.ErrorHandlers
+	utilruntime.ErrorHandlers = append([]utilruntime.ErrorHandler{func(_ context.Context, err error, msg string, _ ...interface{}) {
+		mu.Lock()
+		reported = append(reported, msg+": "+err.Error())
+		mu.Unlock()
+	}}, saved...)
+	defer func() { utilruntime.ErrorHandlers = saved }()
+
+	dyn, err := dynamic.NewForConfig(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := New(dyn, nil, "kubevirtci")
+	a.EstablishTimeout = 10 * time.Second
+	crdObj := &unstructured.Unstructured{}
+	crdObj.SetName(name)
+	if err := a.waitEstablished(context.Background(), []*unstructured.Unstructured{crdObj}); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan struct{})
+	go func() {
+		watches.Wait()
+		close(ended)
+	}()
+	select {
+	case <-ended:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the CRD watch is still open after the wait returned")
+	}
+	// A reflector reports the end of its watch from its own goroutine just
+	// after the connection closes (within milliseconds when it does):
+	// give it half a second to show.
+	deadline := time.Now().Add(500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		n := len(reported)
+		mu.Unlock()
+		if n != 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reported) != 0 {
+		t.Errorf("reported to client-go's error handlers: %q", reported)
 	}
 }
