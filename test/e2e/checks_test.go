@@ -443,6 +443,41 @@ func checkDevicePluginConfig(t *testing.T, c *cluster, pfs []string) {
 	}
 }
 
+// checkImagesUnpacked: every image in every node's containerd is unpacked,
+// the ones no pod of that node runs too (the control plane's on a worker):
+// the nodes' image carries them unpacked, so that no node unpacks while the
+// cluster starts.
+func checkImagesUnpacked(t *testing.T, c *cluster) {
+	t.Helper()
+	for _, n := range c.nodeNames() {
+		// Its table on stdout (after the header REF ... UNPACKED), and
+		// containerd 2's warnings on a cgroup v1 host on stderr.
+		out := dockerT(t, "exec", n, "ctr", "--namespace=k8s.io", "images", "check")
+		var packed []string
+		rows, table := 0, false
+		for _, line := range strings.Split(out, "\n") {
+			f := strings.Fields(line)
+			if len(f) > 0 && f[0] == "REF" {
+				table = true
+				continue
+			}
+			if !table || len(f) < 2 || strings.HasPrefix(f[0], "sha256:") || strings.HasPrefix(f[0], "time=") {
+				continue
+			}
+			rows++
+			if f[len(f)-1] != "true" {
+				packed = append(packed, f[0])
+			}
+		}
+		if rows == 0 {
+			t.Errorf("%s: no image listed by ctr images check:\n%s", n, out)
+		}
+		if len(packed) > 0 {
+			t.Errorf("%s: images not unpacked: %v", n, packed)
+		}
+	}
+}
+
 // checkNodePrepared checks what the provider does to every SR-IOV node for
 // VFIO: /dev/vfio/vfio mode 0666 and /sys mounted read-write.
 func checkNodePrepared(t *testing.T, node string) {
