@@ -224,8 +224,9 @@ func (p *Provider) preloadImages(ctx context.Context, st *upState) error {
 // preloaded: its tag hashes the names and IDs.
 func preloadRef(node, nodeID string, local []string, ids map[string]string) string {
 	h := sha256.New()
-	// "preload 2": every image unpacked (1: only imported).
-	fmt.Fprintf(h, "preload 2\n%s %s\n", node, nodeID)
+	// "preload 3": every image unpacked, its layers' blobs removed (2:
+	// unpacked; 1: only imported).
+	fmt.Fprintf(h, "preload 3\n%s %s\n", node, nodeID)
 	for _, ref := range local {
 		fmt.Fprintf(h, "%s %s\n", ref, ids[ref])
 	}
@@ -309,6 +310,14 @@ func (p *Provider) makePreload(ctx context.Context, ref string, local []string) 
 // unpacked layers stay with the image once the mount is removed. Each
 // image gets its own mount point (containerd 2 keeps a removed one's name
 // for a while). An image already unpacked mounts at once.
+//
+// Then the layers' blobs go (the digests the manifests name as layers):
+// the CRI plugin runs containers from the unpacked snapshots and needs of
+// an image only its manifest and config, as with containerd's own
+// discard_unpacked_layers for pulls. Every node's /var is a copy of the
+// image's, made when kind creates it: 0.83 GB instead of 1.3 GB for
+// kind-sriov's (4.3 to 4.9 s instead of 6.3 to 6.6 s for one node here).
+// `ctr images check` then calls the images incomplete (and unpacked).
 const unpackAll = `set -e
 dir=$(mktemp -d)
 n=0
@@ -320,7 +329,11 @@ for ref in $(ctr --namespace=k8s.io images ls -q); do
 	ctr --namespace=k8s.io images unmount --rm "$dir/$n" >/dev/null
 done
 rm -rf "$dir"
-echo "$n images unpacked"
+layers=$(ctr --namespace=k8s.io content ls | tr ',[:space:]' '\n' | sed -n 's/^containerd\.io\/gc\.ref\.content\.l\.[0-9]*=//p' | sort -u)
+if [ -n "$layers" ]; then
+	ctr --namespace=k8s.io content rm $layers >/dev/null
+fi
+echo "$n images unpacked, $(echo $layers | wc -w) layer blobs removed"
 `
 
 // waitContainerd waits until containerd answers in container name.
