@@ -87,8 +87,12 @@ func (p *Provider) steps() []step {
 		// The API server answers once kind create returns: the nodes are
 		// set up and the components deployed while the control plane,
 		// DNS and kube-system pods come up, which is waited for after.
-		// Three independent parts, side by side (see configureCluster).
-		{name: "Configuring nodes (registries, br_netfilter, labels, taints, storage class; etcd on tmpfs)", do: p.configureCluster},
+		// The nodes' configuration (three independent parts side by
+		// side, see configureCluster) runs in the background beside the
+		// PFs' move and the SR-IOV nodes' preparation, which need
+		// nothing of it; the components are deployed once both are done
+		// (they pull through the registry settings it writes).
+		{name: "Configuring nodes (registries, br_netfilter, labels, taints, storage class; etcd on tmpfs) in the background", do: p.startConfigure},
 		{
 			name: "Moving SR-IOV PFs into the workers, creating and binding VFs", do: p.moveNICs,
 			creates: madeNICs,
@@ -97,6 +101,7 @@ func (p *Provider) steps() []step {
 			release: &undo{name: "Restoring the PFs' VF counts", fn: p.returnNICs, advice: again},
 		},
 		{name: "Preparing the SR-IOV nodes", do: p.prepareNodes},
+		{name: "Waiting for the nodes' configuration", do: p.waitConfigure},
 		{do: p.deployComponents},
 		{name: "Waiting for the control plane, DNS and kube-system pods", do: p.waitCluster},
 		{name: "Waiting for registry " + c.RegistryContainer(), do: p.waitRegistry},
@@ -125,7 +130,7 @@ func (p *Provider) Up(ctx context.Context) (err error) {
 	defer release()
 	steps := p.steps()
 	st := &upState{made: map[string]bool{}}
-	defer st.stopRegistry()
+	defer st.stopBackground()
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
 			return p.rollback(steps, st, fmt.Errorf("interrupted: %w", err), true)
@@ -174,7 +179,7 @@ func (p *Provider) runStep(ctx context.Context, s step, st *upState) error {
 // cause with a report of what it undid, what it left and why.
 func (p *Provider) rollback(steps []step, st *upState, cause error, interrupted bool) error {
 	log := p.env.Log
-	st.stopRegistry()
+	st.stopBackground()
 	if len(st.made) == 0 {
 		return fmt.Errorf("%w\n\nNothing was changed", cause)
 	}

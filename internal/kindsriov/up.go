@@ -37,6 +37,8 @@ type upState struct {
 	// registry is the registry container being started in the
 	// background.
 	registry *registryStart
+	// configure is the nodes' configuration running in the background.
+	configure *configureStart
 	// proxySetup is the registry proxy's setup script, for containerd
 	// (REGISTRY_PROXY; nil without a proxy).
 	proxySetup []byte
@@ -167,6 +169,51 @@ func (p *Provider) waitCluster(ctx context.Context, st *upState) error {
 		return err
 	}
 	return kubewait.PodsReady(ctx, st.client, "kube-system", "", t, kubewait.FailFast())
+}
+
+// configureStart is the nodes' configuration running in the background.
+type configureStart struct {
+	*background
+	err  error
+	took time.Duration
+}
+
+// startConfigure starts configureCluster in the background. It reads only
+// what the steps before it set (the nodes, the client); the steps that
+// run beside it do not touch what it configures.
+func (p *Provider) startConfigure(ctx context.Context, st *upState) error {
+	cs := &configureStart{}
+	st.configure = cs
+	start := time.Now()
+	cs.background = goBackground(ctx, func(ctx context.Context) {
+		cs.err = p.configureCluster(ctx, st)
+		cs.took = time.Since(start)
+	})
+	return nil
+}
+
+// waitConfigure waits for the configuration startConfigure started and
+// returns its error.
+func (p *Provider) waitConfigure(ctx context.Context, st *upState) error {
+	cs := st.configure
+	if err := cs.wait(ctx); err != nil {
+		return err
+	}
+	if cs.err != nil {
+		return cs.err
+	}
+	p.env.Log.Debugf("nodes configured in %s", cs.took.Round(100*time.Millisecond))
+	return nil
+}
+
+// stopBackground ends what still runs in the background when Up returns
+// or rolls back: the nodes' configuration, then the registry's start
+// (which also records a registry found there already).
+func (st *upState) stopBackground() {
+	if st.configure != nil {
+		st.configure.stop()
+	}
+	st.stopRegistry()
 }
 
 // configureCluster runs, side by side, what does not depend on anything

@@ -30,6 +30,7 @@ var boundaries = []struct {
 	{"Configuring nodes", false},
 	{"Moving SR-IOV PFs", false},
 	{"Preparing the SR-IOV nodes", false},
+	{"Waiting for the nodes' configuration", false},
 	{"deploy multus", false},
 	{"Waiting for the control plane", false},
 	{"wait for the multus", false},
