@@ -145,9 +145,9 @@ func (p *Provider) waitedFor() (ready bool, what string) {
 // which is when every node starts its pods at once: on a 2-core host a
 // worker's kube-proxy took 26 s from CreateContainer to its container, a
 // whole kind-sriov cluster-up 86 to 90 s and 152 to 160 CPU-seconds; with
-// everything unpacked 64 s and 107 CPU-seconds, kind create no slower and
-// kind's delete no slower. The image is about twice as large (1.8 GB for
-// kind-sriov's), each node's /var a copy of it.
+// everything unpacked 64 s and 107 CPU-seconds. The price is in kind
+// create: each node's /var starts as a copy of the image's (see unpackAll
+// for its size).
 
 // Labels of a node image with preloaded component images.
 const (
@@ -286,7 +286,7 @@ func (p *Provider) makePreload(ctx context.Context, ref string, local []string) 
 			return err
 		}
 		if _, err := p.cli.Exec(ctx, name, "sh", "-c", unpackAll); err != nil {
-			return fmt.Errorf("unpacking the node image's own images: %w", err)
+			return fmt.Errorf("unpacking the images: %w", err)
 		}
 		if err := p.cli.StopContainer(ctx, name); err != nil {
 			return err

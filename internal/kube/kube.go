@@ -6,7 +6,9 @@ package kube
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"strings"
 
@@ -202,4 +204,11 @@ func EnsureConfigMap(ctx context.Context, c kubernetes.Interface, namespace, nam
 		return fmt.Errorf("writing ConfigMap %s/%s: %w", namespace, name, err)
 	}
 	return nil
+}
+
+// RenewedWatch reports whether err, given to an informer's watch error
+// handler, is only the end of a watch that the reflector renews by itself
+// (closed, or expired and re-listed): nothing to report.
+func RenewedWatch(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || apierrors.IsResourceExpired(err) || apierrors.IsGone(err)
 }

@@ -10,13 +10,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -30,6 +28,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/kubevirt/kubevirtci-go/internal/kube"
 )
 
 // DefaultFieldManager is the field manager New uses when given none.
@@ -329,7 +329,7 @@ func (a *Applier) waitEstablished(ctx context.Context, crds []*unstructured.Unst
 	watchErr := ""
 	if err := inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, _ *cache.Reflector, err error) {
 		// Ended by this wait, or a watch the reflector renews: no problem.
-		if ctx.Err() != nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+		if ctx.Err() != nil || kube.RenewedWatch(err) {
 			return
 		}
 		mu.Lock()
@@ -390,26 +390,7 @@ func (a *Applier) waitEstablished(ctx context.Context, crds []*unstructured.Unst
 			if ctx.Err() != nil {
 				return fmt.Errorf("waiting for CRDs to be Established: %w", ctx.Err())
 			}
-			var missing []string
-			for name := range want {
-				c := state(name)
-				if c == nil {
-					missing = append(missing, name+" (not found)")
-					continue
-				}
-				st, reason := crdCondition(c, "Established")
-				if st != "True" {
-					if st == "" {
-						st = "no condition yet"
-					}
-					if reason != "" {
-						st += ", " + reason
-					}
-					missing = append(missing, fmt.Sprintf("%s (Established: %s)", name, st))
-				}
-			}
-			sort.Strings(missing)
-			msg := fmt.Sprintf("CRDs not Established after %s: %s", a.timeout(), strings.Join(missing, ", "))
+			msg := fmt.Sprintf("CRDs not Established after %s: %s", a.timeout(), strings.Join(notEstablished(want, state), ", "))
 			mu.Lock()
 			if watchErr != "" {
 				msg += " (watching CRDs failed: " + watchErr + ")"
@@ -418,6 +399,32 @@ func (a *Applier) waitEstablished(ctx context.Context, crds []*unstructured.Unst
 			return errors.New(msg)
 		}
 	}
+}
+
+// notEstablished describes, sorted, each CRD of want that state (the
+// watched CRDs by name) does not have Established.
+func notEstablished(want map[string]bool, state func(string) *unstructured.Unstructured) []string {
+	var missing []string
+	for name := range want {
+		c := state(name)
+		if c == nil {
+			missing = append(missing, name+" (not found)")
+			continue
+		}
+		st, reason := crdCondition(c, "Established")
+		if st == "True" {
+			continue
+		}
+		if st == "" {
+			st = "no condition yet"
+		}
+		if reason != "" {
+			st += ", " + reason
+		}
+		missing = append(missing, fmt.Sprintf("%s (Established: %s)", name, st))
+	}
+	sort.Strings(missing)
+	return missing
 }
 
 // crdCondition returns the status of the condition typ of a CRD and its

@@ -10,16 +10,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/kubevirt/kubevirtci-go/internal/kube"
 )
 
 // ErrWontHeal is the cause (see Error.Err) of a wait that stopped early
@@ -205,7 +205,7 @@ func (w *watchSet) informer(key string, mk func() cache.SharedIndexInformer) cac
 	})
 	_ = inf.SetWatchErrorHandler(func(r *cache.Reflector, err error) {
 		// An expired watch is re-listed by the reflector: not a problem.
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+		if kube.RenewedWatch(err) {
 			return
 		}
 		w.mu.Lock()
