@@ -3,21 +3,16 @@ package kindsriov
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/kubevirt/kubevirtci-go/internal/components"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
-	"github.com/kubevirt/kubevirtci-go/internal/cri"
 	"github.com/kubevirt/kubevirtci-go/internal/kindcfg"
 	"github.com/kubevirt/kubevirtci-go/internal/kubeapply"
 	"github.com/kubevirt/kubevirtci-go/internal/kubewait"
+	"github.com/kubevirt/kubevirtci-go/internal/preload"
 	"github.com/kubevirt/kubevirtci-go/internal/sriov"
 )
 
@@ -138,16 +133,19 @@ func (p *Provider) waitedFor() (ready bool, what string) {
 // node image itself stays independent of the components' versions; only
 // this derived image is not.
 //
-// Every image in the derived image's containerd is unpacked, the node
-// image's own ones too (kind's node images, and the ones built here, carry
-// theirs packed: `ctr images import --no-unpack`). A node otherwise
+// Every image in the derived image's containerd is unpacked (package
+// preload), the node image's own ones too (kind's node images, and the
+// ones built here, carry theirs packed: `ctr images import --no-unpack`),
+// but those whose layers delete files, which a committed image cannot
+// carry unpacked: they stay packed, as in kind's images. A node otherwise
 // unpacks each image its pods run when it creates their first container,
 // which is when every node starts its pods at once: on a 2-core host a
 // worker's kube-proxy took 26 s from CreateContainer to its container, a
 // whole kind-sriov cluster-up 86 to 90 s and 152 to 160 CPU-seconds; with
 // everything unpacked 64 s and 107 CPU-seconds. The price is in kind
-// create: each node's /var starts as a copy of the image's (see unpackAll
-// for its size).
+// create: each node's /var starts as a copy of the image's, 0.6 to 0.8 GB
+// with the unpacked layers' blobs removed, against 0.2 GB for the node
+// image's.
 
 // Labels of a node image with preloaded component images.
 const (
@@ -224,133 +222,36 @@ func (p *Provider) preloadImages(ctx context.Context, st *upState) error {
 // preloaded: its tag hashes the names and IDs.
 func preloadRef(node, nodeID string, local []string, ids map[string]string) string {
 	h := sha256.New()
-	// "preload 3": every image unpacked, its layers' blobs removed (2:
+	// "preload 4": every image unpacked whose layers delete nothing, the
+	// unpacked layers' blobs removed and collected (3: every image
+	// unpacked, the blobs removed but not collected on containerd 2; 2:
 	// unpacked; 1: only imported).
-	fmt.Fprintf(h, "preload 3\n%s %s\n", node, nodeID)
+	fmt.Fprintf(h, "preload 4\n%s %s\n", node, nodeID)
 	for _, ref := range local {
 		fmt.Fprintf(h, "%s %s\n", ref, ids[ref])
 	}
 	return fmt.Sprintf("%s:%x", preloadRepo, h.Sum(nil)[:8])
 }
 
-// makePreload makes ref: a container of the node image runs only its
-// containerd (no systemd, no kubelet), the images are imported into it and
-// every image of its store is unpacked (see above), containerd stops, and
-// the container is committed with the node image's own entrypoint and
-// command. Older preloads of the same node image are removed (one still
-// used by a cluster stays).
-func (p *Provider) makePreload(ctx context.Context, ref string, local []string) (err error) {
+// makePreload makes ref (package preload) and removes the older preloads
+// of the same node image (one still used by a cluster stays).
+func (p *Provider) makePreload(ctx context.Context, ref string, local []string) error {
 	c := p.cfg()
 	log := p.env.Log
 	return log.Run("Preloading "+strings.Join(local, ", ")+" into the node image (once per image change)", func() error {
-		entrypoint, cmd, err := p.cli.ImageCommand(ctx, c.NodeImage)
+		res, err := preload.Make(ctx, p.cli, preload.Spec{
+			NodeImage: c.NodeImage, Ref: ref, Images: local,
+			Builder:      "kubevirtci-preload-" + strings.TrimPrefix(ref, preloadRepo+":"),
+			BuilderLabel: [2]string{preloadLabel, "builder"},
+			Labels:       map[string]string{preloadLabel: strings.Join(local, " "), preloadNodeLabel: c.NodeImage},
+		})
 		if err != nil {
 			return err
 		}
-		dir, err := os.MkdirTemp("", "kubevirtci-images-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		archive := filepath.Join(dir, "components.tar")
-		if err := p.cli.SaveImages(ctx, archive, local...); err != nil {
-			return err
-		}
-		name := "kubevirtci-preload-" + strings.TrimPrefix(ref, preloadRepo+":")
-		if err := p.cli.Remove(ctx, name); err != nil {
-			return err
-		}
-		if _, err := p.cli.RunDetached(ctx, cri.RunSpec{
-			Name: name, Image: c.NodeImage, Entrypoint: "containerd", Privileged: true,
-			Tmpfs: []string{"/run", "/tmp"}, Labels: map[string]string{preloadLabel: "builder"},
-		}); err != nil {
-			return err
-		}
-		defer func() {
-			// A fresh context: an interrupted preload still removes it.
-			rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if rerr := p.cli.Remove(rctx, name); rerr != nil && err == nil {
-				err = rerr
-			}
-		}()
-		if err := p.waitContainerd(ctx, name); err != nil {
-			return err
-		}
-		f, err := os.Open(archive)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if _, err := p.cli.ExecInput(ctx, f, name, "ctr", "--namespace=k8s.io", "images", "import", "--all-platforms", "-"); err != nil {
-			return err
-		}
-		if _, err := p.cli.Exec(ctx, name, "sh", "-c", unpackAll); err != nil {
-			return fmt.Errorf("unpacking the images: %w", err)
-		}
-		if err := p.cli.StopContainer(ctx, name); err != nil {
-			return err
-		}
-		changes := []string{
-			"ENTRYPOINT " + jsonList(entrypoint), "CMD " + jsonList(cmd),
-			"LABEL " + preloadLabel + "=" + strconv.Quote(strings.Join(local, " ")),
-			"LABEL " + preloadNodeLabel + "=" + strconv.Quote(c.NodeImage),
-		}
-		if err := p.cli.CommitContainer(ctx, name, ref, changes...); err != nil {
-			return err
-		}
+		log.Debugf("   %s", res)
 		p.removeOlderPreloads(ctx, ref)
 		return nil
 	})
-}
-
-// unpackAll unpacks every image in a node's containerd store (namespace
-// k8s.io) into its default snapshotter, the one the CRI plugin uses: ctr
-// has no unpack command, but mounting an image unpacks it first, and the
-// unpacked layers stay with the image once the mount is removed. Each
-// image gets its own mount point (containerd 2 keeps a removed one's name
-// for a while). An image already unpacked mounts at once.
-//
-// Then the layers' blobs go (the digests the manifests name as layers):
-// the CRI plugin runs containers from the unpacked snapshots and needs of
-// an image only its manifest and config, as with containerd's own
-// discard_unpacked_layers for pulls. Every node's /var is a copy of the
-// image's, made when kind creates it: 0.83 GB instead of 1.3 GB for
-// kind-sriov's (4.3 to 4.9 s instead of 6.3 to 6.6 s for one node here).
-// `ctr images check` then calls the images incomplete (and unpacked).
-const unpackAll = `set -e
-dir=$(mktemp -d)
-n=0
-for ref in $(ctr --namespace=k8s.io images ls -q); do
-	case "$ref" in sha256:*) continue ;; esac
-	n=$((n + 1))
-	mkdir "$dir/$n"
-	ctr --namespace=k8s.io images mount "$ref" "$dir/$n" >/dev/null
-	ctr --namespace=k8s.io images unmount --rm "$dir/$n" >/dev/null
-done
-rm -rf "$dir"
-layers=$(ctr --namespace=k8s.io content ls | tr ',[:space:]' '\n' | sed -n 's/^containerd\.io\/gc\.ref\.content\.l\.[0-9]*=//p' | sort -u)
-if [ -n "$layers" ]; then
-	ctr --namespace=k8s.io content rm $layers >/dev/null
-fi
-echo "$n images unpacked, $(echo $layers | wc -w) layer blobs removed"
-`
-
-// waitContainerd waits until containerd answers in container name.
-func (p *Provider) waitContainerd(ctx context.Context, name string) error {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	for {
-		_, err := p.cli.Exec(ctx, name, "ctr", "version")
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("containerd in %s did not answer: %w", name, err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 // removeOlderPreloads removes the preloads of the same node image but ref.
@@ -370,13 +271,4 @@ func (p *Provider) removeOlderPreloads(ctx context.Context, ref string) {
 			p.env.Log.Debugf("   removed %s (an older preload)", r)
 		}
 	}
-}
-
-// jsonList is a Dockerfile instruction's JSON form of args.
-func jsonList(args []string) string {
-	if args == nil {
-		args = []string{}
-	}
-	b, _ := json.Marshal(args)
-	return string(b)
 }

@@ -82,8 +82,8 @@ func commandsWith(f *cmdrun.Fake, prefix string) []string {
 
 // The component images the engine has are preloaded into a node image made
 // from the settings' one: its containerd alone runs in a throwaway
-// container, imports them, unpacks every image of its store, stops, and the
-// container is committed with the node image's entrypoint and command.
+// container, imports them, lists its store for the unpack (package preload
+// tests what follows), stops, and the container is committed with the node image's entrypoint and command.
 // Every node is created from it.
 func TestPreloadImages(t *testing.T) {
 	f := preloadFake()
@@ -103,8 +103,9 @@ func TestPreloadImages(t *testing.T) {
 		"docker save -o ",
 		"docker run --detach --name " + name + " --label io.kubevirtci.preload=builder --privileged --entrypoint containerd --tmpfs /run --tmpfs /tmp " + testNode,
 		"docker exec " + name + " ctr version",
-		"docker exec -i " + name + " ctr --namespace=k8s.io images import --all-platforms -",
-		"docker exec " + name + " sh -c " + unpackAll,
+		"docker exec -i " + name + " ctr --namespace=k8s.io images import --all-platforms --no-unpack -",
+		"docker exec " + name + " ctr --namespace=k8s.io images ls",
+		"docker exec " + name + " ctr --namespace=k8s.io content ls",
 		"docker stop --time 30 " + name,
 		`docker commit --change ENTRYPOINT ["/usr/local/bin/entrypoint","/sbin/init"] --change CMD [] --change LABEL io.kubevirtci.preload="` + localImage + `" --change LABEL io.kubevirtci.preload.node="` + testNode + `" ` + name + " " + st.nodeImage,
 		"docker rm --force --volumes " + name,

@@ -28,6 +28,7 @@ import (
 	"github.com/kubevirt/kubevirtci-go/internal/kube"
 	"github.com/kubevirt/kubevirtci-go/internal/kubeapply"
 	"github.com/kubevirt/kubevirtci-go/internal/localregistry"
+	"github.com/kubevirt/kubevirtci-go/internal/preload"
 	"github.com/kubevirt/kubevirtci-go/internal/regproxy"
 	"github.com/kubevirt/kubevirtci-go/internal/sriov"
 	"github.com/kubevirt/kubevirtci-go/providers"
@@ -73,6 +74,7 @@ type engine interface {
 	RemoveImage(ctx context.Context, ref string) error
 	// ListContainers names the containers (running or not) with a label.
 	ListContainers(ctx context.Context, label string) ([]string, error)
+	preload.Engine
 }
 
 var _ engine = cri.CLI{}

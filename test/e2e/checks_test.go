@@ -446,7 +446,8 @@ func checkDevicePluginConfig(t *testing.T, c *cluster, pfs []string) {
 // checkImagesUnpacked: every image in every node's containerd is unpacked,
 // the ones no pod of that node runs too (the control plane's on a worker):
 // the nodes' image carries them unpacked, so that no node unpacks while the
-// cluster starts.
+// cluster starts. (None of them has a layer that deletes files; one that
+// had would stay packed: TestPreloadKeepsDeletions.)
 func checkImagesUnpacked(t *testing.T, c *cluster) {
 	t.Helper()
 	for _, n := range c.nodeNames() {

@@ -19,6 +19,10 @@
 //
 //   - TestScenarioCustomKind: KIND_VERSION=0.11.1, KUBECTL_PATH and a
 //     custom KIND_NODE_IMAGE; no cgroup left behind for the ones after it.
+//   - TestPreloadKeepsDeletions: an image whose layers delete files,
+//     preloaded into the node image as a cluster-up does with component
+//     images, runs in a node as built (TestScenarioKindSRIOV checks the
+//     same with kind-sriov's node image).
 //   - TestScenarioOne: one 3-node cluster with two PFs per worker and a
 //     blacklisted PF: every check of a running cluster, cluster-sync, and
 //     cluster-down.

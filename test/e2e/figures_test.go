@@ -484,7 +484,7 @@ func renderProvider(w func(string, ...any), f figureData) {
 	w("")
 	w("`make cluster-up` does more than kind: the registry, the node fix-ups, the SR-IOV PFs and VFs, the component images")
 	w("(preloaded in the nodes' image, `localhost/kubevirtci-node-preload:<hash>`, which the first cluster-up after an image")
-	w("change makes in 20 to 30 s and the rounds reuse; it carries every image unpacked, the node image's own too, where")
+	w("change makes in 25 to 45 s and the rounds reuse; it carries every image unpacked, the node image's own too, where")
 	w("plain kind's nodes unpack theirs as their pods start, as with kind's own node images), the components deployed and")
 	w("waited for (DaemonSets rolled out on exactly their nodes, with kind-sriov the injector's Deployment and webhook, every")
 	w("pod of the cluster Ready), and waits for DNS and every kube-system pod by watching. The one wait left out is the allocatable")

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/kubevirt/kubevirtci-go/images"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
 )
 
@@ -22,7 +23,8 @@ import (
 // relies on: the README's listings, the PFs in the workers, the injector
 // adding the resource a NetworkAttachmentDefinition names to a pod that
 // only names the network, a multus secondary network carrying traffic, a
-// second cluster-up changing nothing; then the PFs back with their name,
+// second cluster-up changing nothing, an image whose layers delete files
+// preloaded into its node image as built; then the PFs back with their name,
 // MAC, MTU and state, and nothing left. It runs as kubevirtci's CI does,
 // CI=true, with the registry proxy replaced by a stand-in (REGISTRY_PROXY).
 func TestScenarioKindSRIOV(t *testing.T) {
@@ -38,6 +40,7 @@ func TestScenarioKindSRIOV(t *testing.T) {
 		extra:    map[string]string{"CI": "true", config.EnvRegistryProxy: proxy.addr},
 	})
 	runID := buildHelloImage(t)
+	t.Run("preload keeps deletions", func(t *testing.T) { checkPreloadKeepsDeletions(t, images.Node136.Image()) })
 
 	c.up()
 
