@@ -241,9 +241,9 @@ func (p *Provider) makePreload(ctx context.Context, ref string, local []string) 
 	return log.Run("Preloading "+strings.Join(local, ", ")+" into the node image (once per image change)", func() error {
 		res, err := preload.Make(ctx, p.cli, preload.Spec{
 			NodeImage: c.NodeImage, Ref: ref, Images: local,
-			Builder:      "kubevirtci-preload-" + strings.TrimPrefix(ref, preloadRepo+":"),
-			BuilderLabel: [2]string{preloadLabel, "builder"},
-			Labels:       map[string]string{preloadLabel: strings.Join(local, " "), preloadNodeLabel: c.NodeImage},
+			Builder:       "kubevirtci-preload-" + strings.TrimPrefix(ref, preloadRepo+":"),
+			BuilderLabels: map[string]string{preloadLabel: "builder"},
+			Labels:        map[string]string{preloadLabel: strings.Join(local, " "), preloadNodeLabel: c.NodeImage},
 		})
 		if err != nil {
 			return err

@@ -5,9 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"time"
 
@@ -34,10 +35,10 @@ type Spec struct {
 	Ref       string            // the image to make
 	Images    []string          // images of the engine to import
 	Builder   string            // the throwaway container's name
-	Labels    map[string]string // labels of the made image; the builder gets BuilderLabel
-	// BuilderLabel marks the throwaway container ("key=value" form split):
-	// something that cleans up after an interrupted run finds it by it.
-	BuilderLabel [2]string
+	Labels    map[string]string // labels of the made image
+	// BuilderLabels mark the throwaway container: something that cleans
+	// up after an interrupted run finds it by them.
+	BuilderLabels map[string]string
 }
 
 // Make makes s.Ref: a container of the node image runs only its
@@ -64,7 +65,7 @@ func Make(ctx context.Context, cli Engine, s Spec) (res Result, err error) {
 	}
 	if _, err := cli.RunDetached(ctx, cri.RunSpec{
 		Name: s.Builder, Image: s.NodeImage, Entrypoint: "containerd", Privileged: true,
-		Tmpfs: []string{"/run", "/tmp"}, Labels: map[string]string{s.BuilderLabel[0]: s.BuilderLabel[1]},
+		Tmpfs: []string{"/run", "/tmp"}, Labels: s.BuilderLabels,
 	}); err != nil {
 		return res, err
 	}
@@ -94,12 +95,7 @@ func Make(ctx context.Context, cli Engine, s Spec) (res Result, err error) {
 		return res, err
 	}
 	changes := []string{"ENTRYPOINT " + jsonList(entrypoint), "CMD " + jsonList(cmd)}
-	keys := make([]string, 0, len(s.Labels))
-	for k := range s.Labels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(s.Labels)) {
 		changes = append(changes, "LABEL "+k+"="+strconv.Quote(s.Labels[k]))
 	}
 	return res, cli.CommitContainer(ctx, s.Builder, s.Ref, changes...)

@@ -18,7 +18,8 @@ package preload
 import (
 	"context"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -37,7 +38,7 @@ type Result struct {
 
 func (r Result) String() string {
 	s := fmt.Sprintf("%d images unpacked, %d layer blobs removed", len(r.Unpacked), r.Removed)
-	for _, ref := range sortedKeys(r.Packed) {
+	for _, ref := range slices.Sorted(maps.Keys(r.Packed)) {
 		s += fmt.Sprintf("; %s left packed (%s)", ref, r.Packed[ref])
 	}
 	return s
@@ -244,7 +245,7 @@ func (st store) allLayers() []string {
 			}
 		}
 	}
-	return sortedKeys(seen)
+	return slices.Sorted(maps.Keys(seen))
 }
 
 type plan struct {
@@ -256,7 +257,7 @@ type plan struct {
 // manifest present and listed clean) and those to leave packed.
 func (st store) plan(scan map[string]string) plan {
 	p := plan{packed: map[string]string{}}
-	for _, ref := range sortedKeys(st.images) {
+	for _, ref := range slices.Sorted(maps.Keys(st.images)) {
 		ms := st.manifestsOf(st.images[ref])
 		why := ""
 		if len(ms) == 0 {
@@ -313,7 +314,7 @@ func (st store) removable(unpacked []string) []string {
 	for l := range keep {
 		delete(drop, l)
 	}
-	return sortedKeys(drop)
+	return slices.Sorted(maps.Keys(drop))
 }
 
 // parseScan reads scanLayers' lines.
@@ -346,13 +347,4 @@ func short(d string) string {
 		return d[:19]
 	}
 	return d
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

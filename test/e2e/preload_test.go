@@ -51,7 +51,7 @@ func checkPreloadKeepsDeletions(t *testing.T, node string) {
 	start := time.Now()
 	res, err := preload.Make(ctx, cri.CLI{Bin: "docker", Run: cmdrun.Exec{}}, preload.Spec{
 		NodeImage: node, Ref: ref, Images: []string{deletesImage},
-		Builder: "kubevirtci-e2e-preload-builder", BuilderLabel: [2]string{"io.kubevirtci.e2e", "preload"},
+		Builder: "kubevirtci-e2e-preload-builder", BuilderLabels: map[string]string{"io.kubevirtci.e2e": "preload"},
 		Labels: map[string]string{"io.kubevirtci.e2e": "preload"},
 	})
 	if err != nil {
