@@ -228,7 +228,7 @@ func newContainerRegistry(b *testing.B, eng cmdrun.Runner, image string) *benchR
 		return nil
 	}
 	const name = "kubevirtci-bench-registry"
-	eng.Run(ctx, nil, "docker", "rm", "-f", name)
+	eng.Run(ctx, nil, "docker", "rm", "-f", "-v", name)
 	_, err := eng.Run(ctx, nil, "docker", "run", "-d", "--name", name, "-p", "127.0.0.1::5000", image)
 	must(b, err)
 	out, err := eng.Run(ctx, nil, "docker", "port", name, "5000/tcp")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/kubevirt/kubevirtci-go/internal/cgroupv1"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
@@ -73,6 +74,8 @@ func (p *Provider) deleteCluster(ctx context.Context) error {
 			return err
 		}
 		p.env.Log.Infof("   %s=true: going on despite the failed delete: %v", config.EnvCI, err)
+	} else if err := p.removeUnfinishedNodes(ctx); err != nil {
+		return err
 	}
 	if err := p.removeFilesAndDir(c.KubeconfigPath(), p.kindConfigPath(), p.syncCachePath()); err != nil {
 		return err
@@ -82,6 +85,50 @@ func (p *Provider) deleteCluster(ctx context.Context) error {
 
 // kindNodeLabel is the label kind puts on every node container.
 const kindNodeLabel = "io.x-k8s.kind.cluster"
+
+// unfinishedNodeTimeout bounds the wait for node containers whose creation
+// was cut short; creating one copies the node image's /var into a new
+// volume, seconds to a minute on a slow disk.
+const unfinishedNodeTimeout = 3 * time.Minute
+
+// unfinishedNodePoll is how often they are looked for again.
+const unfinishedNodePoll = 250 * time.Millisecond
+
+// removeUnfinishedNodes removes the cluster's node containers that kind's
+// delete could not: when cluster-up is interrupted while kind runs
+// `docker run` for the nodes, the signal ends the docker clients, but the
+// engine goes on creating the containers they asked for. Until it is done
+// (it fills each node's /var volume from the image) such a container is
+// listed, yet cannot be removed ("No such container", which `rm --force`
+// does not count as an error), and afterwards it stays, created and never
+// started. So the nodes are looked for again until none is left.
+func (p *Provider) removeUnfinishedNodes(ctx context.Context) error {
+	label := kindNodeLabel + "=" + p.cfg().ClusterName
+	ctx, cancel := context.WithTimeout(ctx, unfinishedNodeTimeout)
+	defer cancel()
+	for said := false; ; said = true {
+		names, err := p.cli.ListContainers(ctx, label)
+		if err != nil || len(names) == 0 {
+			return err
+		}
+		for _, n := range names {
+			if err := p.cli.Remove(ctx, n); err != nil {
+				return err
+			}
+		}
+		if names, err = p.cli.ListContainers(ctx, label); err != nil || len(names) == 0 {
+			return err
+		}
+		if !said {
+			p.env.Log.Infof("   waiting for the engine to finish creating %s (their creation was cut short), to remove them", strings.Join(names, ", "))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node containers %s of cluster %s are still there %s after kind's delete (the engine is still creating them, or cannot remove them): %w", strings.Join(names, ", "), p.cfg().ClusterName, unfinishedNodeTimeout, ctx.Err())
+		case <-time.After(unfinishedNodePoll):
+		}
+	}
+}
 
 // checkCgroups refuses to start while cgroup v1 hierarchies that kind
 // nodes left behind are there and no kind node runs (they are garbage then,

@@ -43,6 +43,10 @@ type fakeContainer struct {
 	cri.Container
 	cluster string // the kind cluster it is a node of
 	vm      bool   // a VM in this node holds a VF
+	// creating: the engine is still creating it (its docker run was
+	// killed): listed, but a removal finds no such container, this many
+	// more times.
+	creating int
 }
 
 type fakePF struct {
@@ -71,7 +75,8 @@ type world struct {
 	// proxySetup is what the registry proxy serves at /setup/systemd.
 	proxySetup string
 	// fail makes the named operation fail once: "kind create",
-	// "kind delete", "registry run", "registry rm", "nics up", "nics up no rollback",
+	// "kind create cut short" (the nodes still being created when it
+	// fails), "kind delete", "registry run", "registry rm", "nics up", "nics up no rollback",
 	// "return netdevs", "proxy" (the proxy does not answer), "bash -s"
 	// (a script in a node).
 	fail map[string]error
@@ -174,6 +179,10 @@ func (e fakeEngine) Remove(ctx context.Context, name string) error {
 			return err
 		}
 	}
+	if c := e.w.containers[name]; c != nil && c.creating > 0 {
+		c.creating-- // "No such container", which rm --force ignores
+		return nil
+	}
 	delete(e.w.containers, name)
 	return nil
 }
@@ -270,7 +279,7 @@ func (e fakeEngine) ListContainers(ctx context.Context, label string) ([]string,
 	defer e.w.mu.Unlock()
 	var out []string
 	for n, c := range e.w.containers {
-		if label == kindNodeLabel && c.cluster != "" {
+		if label == kindNodeLabel && c.cluster != "" || label == kindNodeLabel+"="+c.cluster {
 			out = append(out, n)
 		}
 	}
@@ -334,6 +343,15 @@ func (k fakeKind) Create(ctx context.Context, name string, cfg []byte, kubeconfi
 		k.w.mu.Unlock()
 		return err // e.g. the node image cannot be pulled
 	}
+	if err := k.w.failing("kind create cut short"); err != nil {
+		// The docker clients were killed while the engine created the
+		// nodes: it goes on, then leaves them created, never started.
+		for _, n := range k.nodes {
+			k.w.containers[n] = &fakeContainer{Container: cri.Container{Name: n}, cluster: name, creating: 3}
+		}
+		k.w.mu.Unlock()
+		return err
+	}
 	for _, n := range k.nodes {
 		k.w.pid++
 		k.w.containers[n] = &fakeContainer{Container: cri.Container{Name: n, Running: true, PID: k.w.pid}, cluster: name}
@@ -353,8 +371,8 @@ func (k fakeKind) Delete(ctx context.Context, name, kubeconfig string) error {
 		return err
 	}
 	for n, c := range k.w.containers {
-		if c.cluster != name {
-			continue
+		if c.cluster != name || c.creating > 0 {
+			continue // kind's rm --force finds no such container yet
 		}
 		delete(k.w.containers, n)
 		// PFs still inside are lost: the kernel destroys the virtual

@@ -522,6 +522,53 @@ func TestFailedCreateBeforeTheNodesLeavesNothing(t *testing.T) {
 	}
 }
 
+// Interrupted while kind runs `docker run` for the nodes: the engine goes
+// on creating them after the signal ended its clients, and they cannot be
+// removed until it is done. The interrupt still leaves nothing, and so
+// does a cluster-down that finds such nodes.
+func TestInterruptedCreateRemovesNodesStillBeingCreated(t *testing.T) {
+	for _, down := range []bool{false, true} {
+		t.Run(fmt.Sprintf("by cluster-down=%v", down), func(t *testing.T) {
+			w := hostWithOtherCluster()
+			w.fail["kind create cut short"] = errors.New(`command "docker run --name sriov-worker ..." failed with error: exit status 143`)
+			h := newHarness(t, w, nil)
+			before := h.snapshot()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			h.p.deps.hook = func(_ context.Context, step string, after bool) error {
+				if strings.HasPrefix(step, "Creating kind cluster") && !after && !down {
+					cancel() // the signal, while kind creates the nodes
+				}
+				return nil
+			}
+			err := h.p.Up(ctx)
+			if err == nil {
+				t.Fatal("cluster-up succeeded")
+			}
+			if down {
+				// A failure (not an interrupt) keeps the nodes for
+				// inspection; cluster-down must remove them once the
+				// engine has finished creating them.
+				if !h.exists("sriov-worker") {
+					t.Fatalf("the failed create's nodes are not there to remove:\n%s", h.snapshot())
+				}
+				h.down("after the cut-short create", before)
+				return
+			}
+			if !strings.HasPrefix(err.Error(), "interrupted: ") || !strings.Contains(err.Error(), "Nothing this run created is left.") {
+				t.Fatalf("cluster-up: %v, want it interrupted and everything undone", err)
+			}
+			if got := h.snapshot(); got != before {
+				t.Errorf("after the interrupt the host is\n%s\nwant, as before,\n%s\n%v\n%s", got, before, err, h.log)
+			}
+			if !strings.Contains(h.log.String(), "waiting for the engine to finish creating sriov-control-plane, sriov-worker, sriov-worker2") {
+				t.Errorf("no line says what is waited for:\n%s", h.log)
+			}
+			h.down("after the interrupt", before)
+		})
+	}
+}
+
 // A KUBEVIRTCI_CONFIG_PATH that cannot be written is refused by name at the
 // host check, before anything is created (it failed inside kind create).
 func TestUnwritableConfigPathRefusedFirst(t *testing.T) {

@@ -40,9 +40,9 @@ func TestScenarioPodman(t *testing.T) {
 	// a failure is removed here.
 	t.Cleanup(func() {
 		if names, _ := podmanNodes("-a"); names != "" {
-			_, _ = podman(append([]string{"rm", "-f"}, strings.Fields(names)...)...)
+			_, _ = podman(append([]string{"rm", "-f", "-v"}, strings.Fields(names)...)...)
 		}
-		_, _ = podman("rm", "-f", c.registry())
+		_, _ = podman("rm", "-f", "-v", c.registry())
 	})
 	c.up()
 	t.Run("README get nodes", func(t *testing.T) { checkGetNodes(t, c) })

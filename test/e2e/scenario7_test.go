@@ -163,9 +163,9 @@ func startMirror(t *testing.T, upstream map[string]string) {
 	if _, err := docker(context.Background(), "network", "inspect", "kind"); err != nil {
 		dockerT(t, "network", "create", "kind")
 	}
-	_, _ = docker(context.Background(), "rm", "-f", mirrorContainer)
+	_, _ = docker(context.Background(), "rm", "-f", "-v", mirrorContainer)
 	dockerT(t, "run", "-d", "--name", mirrorContainer, "--network", "kind", "-p", fmt.Sprintf("127.0.0.1:%d:5000", mirrorHostPort), registryImage)
-	t.Cleanup(func() { _, _ = docker(context.Background(), "rm", "-f", mirrorContainer) })
+	t.Cleanup(func() { _, _ = docker(context.Background(), "rm", "-f", "-v", mirrorContainer) })
 	if err := eventually(30*time.Second, 100*time.Millisecond, func() (bool, error) {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/v2/", mirrorHostPort))
 		if err != nil {

@@ -129,9 +129,9 @@ func TestScenarioInterrupts(t *testing.T) {
 
 // hostSnapshot is what a cluster can leave on the host, as text: its
 // containers (nodes and registry), their endpoints on kind's network, the
-// files in its KUBEVIRTCI_CONFIG_PATH and its SR-IOV state directory (the
-// lock files, which stay by design, left out), the hidden cgroup v1
-// hierarchies, and the host's links.
+// volumes no container uses, the files in its KUBEVIRTCI_CONFIG_PATH and
+// its SR-IOV state directory (the lock files, which stay by design, left
+// out), the hidden cgroup v1 hierarchies, and the host's links.
 func hostSnapshot(t *testing.T, c *cluster) string {
 	t.Helper()
 	var b strings.Builder
@@ -158,6 +158,11 @@ func hostSnapshot(t *testing.T, c *cluster) string {
 		sort.Strings(eps)
 		fmt.Fprintf(&b, "kind network endpoints: %v\n", eps)
 	}
+	// A node's /var is an anonymous volume: one left by a removal
+	// without --volumes is about a gigabyte nobody sees.
+	vols := strings.Fields(dockerT(t, "volume", "ls", "--quiet", "--filter", "dangling=true"))
+	sort.Strings(vols)
+	fmt.Fprintf(&b, "volumes in no container: %v\n", vols)
 	for _, dir := range []string{c.cfgPath, c.stateDir} {
 		var files []string
 		_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
