@@ -63,20 +63,21 @@ func Make(ctx context.Context, cli Engine, s Spec) (res Result, err error) {
 	if err := cli.Remove(ctx, s.Builder); err != nil {
 		return res, err
 	}
-	if _, err := cli.RunDetached(ctx, cri.RunSpec{
-		Name: s.Builder, Image: s.NodeImage, Entrypoint: "containerd", Privileged: true,
-		Tmpfs: []string{"/run", "/tmp"}, Labels: s.BuilderLabels,
-	}); err != nil {
-		return res, err
-	}
 	defer func() {
-		// A fresh context: an interrupted preload still removes it.
+		// A fresh context: an interrupted preload still removes it, also
+		// when the run's client was ended while the engine created it.
 		rctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if rerr := cli.Remove(rctx, s.Builder); rerr != nil && err == nil {
 			err = rerr
 		}
 	}()
+	if _, err := cli.RunDetached(ctx, cri.RunSpec{
+		Name: s.Builder, Image: s.NodeImage, Entrypoint: "containerd", Privileged: true,
+		Tmpfs: []string{"/run", "/tmp"}, Labels: s.BuilderLabels,
+	}); err != nil {
+		return res, err
+	}
 	if err := waitContainerd(ctx, cli, s.Builder); err != nil {
 		return res, err
 	}

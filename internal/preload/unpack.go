@@ -110,7 +110,9 @@ func Unpack(ctx context.Context, e Execer, container string) (Result, error) {
 // tar lists no whiteout (a name .wh.*, which also marks an opaque
 // directory), "DIGEST deletes" when it does, "DIGEST unreadable" when it
 // cannot be listed (a compression this image has no tool for, such as
-// zstd). The blob is read once for its first bytes, and again to list it.
+// zstd: tar fails on it). A layer with no file (a tar of zero blocks, as
+// some builders write for ENV or WORKDIR) is clean. The blob is read once
+// for its first bytes, and again to list it.
 const scanLayers = `list=$(mktemp)
 for d; do
 	magic=$(ctr ` + ns + ` content get "$d" | head -c 4 | od -An -tx1 | tr -d ' \n')
@@ -118,7 +120,7 @@ for d; do
 	1f8b*) unz="gzip -dc" ;;
 	*) unz=cat ;;
 	esac
-	if ctr ` + ns + ` content get "$d" | $unz | tar -t >"$list" 2>/dev/null && [ -s "$list" ]; then
+	if ctr ` + ns + ` content get "$d" | $unz | tar -t >"$list" 2>/dev/null; then
 		if grep -q -E '(^|/)\.wh\.' "$list"; then echo "$d deletes"; else echo "$d clean"; fi
 	else
 		echo "$d unreadable"

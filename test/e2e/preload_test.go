@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,30 +28,43 @@ func TestPreloadKeepsDeletions(t *testing.T) {
 	checkPreloadKeepsDeletions(t, nodeImage)
 }
 
-const deletesImage = "localhost/kubevirtci-e2e-deletes:1"
+const (
+	deletesImage    = "localhost/kubevirtci-e2e-deletes:1"
+	emptyLayerImage = "localhost/kubevirtci-e2e-empty-layer:1"
+)
 
 // checkPreloadKeepsDeletions makes a preload of node with deletesImage (a
 // first layer with /a, /b and /d/x; a second that deletes /a, makes /d
-// opaque and adds /d/y), as a cluster-up makes one with the component
-// images, and runs it as kind runs a node (/var a volume of its own): the
-// image is there, whole and packed, and its files are b and d/y only,
-// while the node image's own images are unpacked; no blob is left that the
-// store does not list.
+// opaque and adds /d/y) and emptyLayerImage (/a and /b, then a layer with
+// no file, as some builders write for ENV or WORKDIR), as a cluster-up
+// makes one with the component images, and runs it as kind runs a node
+// (/var a volume of its own): deletesImage is there, whole and packed, and
+// its files are b and d/y only; emptyLayerImage and the node image's own
+// images are unpacked; no blob is left that the store does not list.
 func checkPreloadKeepsDeletions(t *testing.T, node string) {
 	t.Helper()
 	ctx := context.Background()
-	archive := filepath.Join(t.TempDir(), "deletes.tar")
-	writeDeletesImage(t, archive)
-	dockerT(t, "load", "-i", archive)
+	dir := t.TempDir()
+	for ref, layers := range map[string][][]entry{
+		deletesImage: {
+			{{"a", "a\n"}, {"b", "b\n"}, {"d/", ""}, {"d/x", "x\n"}},
+			{{".wh.a", ""}, {"d/", ""}, {"d/.wh..wh..opq", ""}, {"d/y", "y\n"}},
+		},
+		emptyLayerImage: {{{"a", "a\n"}, {"b", "b\n"}}, {}},
+	} {
+		archive := filepath.Join(dir, "image.tar")
+		writeImage(t, archive, ref, layers...)
+		dockerT(t, "load", "-i", archive)
+	}
 	ref := "localhost/kubevirtci-e2e-preload:deletes"
 	name := "kubevirtci-e2e-preload-node"
 	t.Cleanup(func() {
 		docker(ctx, "rm", "--force", "--volumes", name)
-		docker(ctx, "rmi", ref, deletesImage)
+		docker(ctx, "rmi", ref, deletesImage, emptyLayerImage)
 	})
 	start := time.Now()
 	res, err := preload.Make(ctx, cri.CLI{Bin: "docker", Run: cmdrun.Exec{}}, preload.Spec{
-		NodeImage: node, Ref: ref, Images: []string{deletesImage},
+		NodeImage: node, Ref: ref, Images: []string{deletesImage, emptyLayerImage},
 		Builder: "kubevirtci-e2e-preload-builder", BuilderLabels: map[string]string{"io.kubevirtci.e2e": "preload"},
 		Labels: map[string]string{"io.kubevirtci.e2e": "preload"},
 	})
@@ -61,7 +75,10 @@ func checkPreloadKeepsDeletions(t *testing.T, node string) {
 	if why := res.Packed[deletesImage]; !strings.Contains(why, "deletes files") {
 		t.Errorf("%s left packed for %q, want: its layer deletes files", deletesImage, why)
 	}
-	if len(res.Unpacked) == 0 {
+	if !slices.Contains(res.Unpacked, emptyLayerImage) {
+		t.Errorf("%s left packed for %q, want it unpacked (an empty layer deletes nothing)", emptyLayerImage, res.Packed[emptyLayerImage])
+	}
+	if len(res.Unpacked) < 2 {
 		t.Errorf("none of the node image's own images unpacked: %s", res)
 	}
 
@@ -104,16 +121,19 @@ func checkPreloadKeepsDeletions(t *testing.T, node string) {
 
 	// Unpacked now, on the node's /var, as the kubelet's first container
 	// of it would.
-	out, err := docker(ctx, "exec", name, "sh", "-c", `set -e
+	for image, want := range map[string]string{deletesImage: "./b ./d ./d/y", emptyLayerImage: "./a ./b"} {
+		out, err := docker(ctx, "exec", name, "sh", "-c", `set -e
 mkdir /tmp/m
-ctr --namespace=k8s.io images mount `+deletesImage+` /tmp/m >/dev/null
+ctr --namespace=k8s.io images mount `+image+` /tmp/m >/dev/null
 echo "files: $(cd /tmp/m && find . -mindepth 1 | sort | tr '\n' ' ')"
-ctr --namespace=k8s.io images unmount --rm /tmp/m >/dev/null`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := filesLine(out), "./b ./d ./d/y"; got != want {
-		t.Errorf("%s in the node: files %q, want %q (a deleted, d replaced)", deletesImage, got, want)
+ctr --namespace=k8s.io images unmount --rm /tmp/m >/dev/null
+rmdir /tmp/m`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := filesLine(out); got != want {
+			t.Errorf("%s in the node: files %q, want %q", image, got, want)
+		}
 	}
 
 	listed := map[string]bool{}
@@ -146,12 +166,12 @@ func filesLine(out string) string {
 	return "(no files: line in: " + out + ")"
 }
 
-// writeDeletesImage writes deletesImage as `docker save` would: two layers,
-// the second deleting /a (a whiteout) and replacing /d (an opaque
-// directory).
-func writeDeletesImage(t *testing.T, file string) {
+// entry is a file of an image layer; a name ending in / is a directory.
+type entry struct{ name, data string }
+
+// writeImage writes image ref with the given layers as `docker save` would.
+func writeImage(t *testing.T, file, ref string, layerEntries ...[]entry) {
 	t.Helper()
-	type entry struct{ name, data string } // a name ending in / is a directory
 	layer := func(entries ...entry) []byte {
 		var b bytes.Buffer
 		tw := tar.NewWriter(&b)
@@ -172,9 +192,9 @@ func writeDeletesImage(t *testing.T, file string) {
 		}
 		return b.Bytes()
 	}
-	layers := [][]byte{
-		layer(entry{"a", "a\n"}, entry{"b", "b\n"}, entry{"d/", ""}, entry{"d/x", "x\n"}),
-		layer(entry{".wh.a", ""}, entry{"d/", ""}, entry{"d/.wh..wh..opq", ""}, entry{"d/y", "y\n"}),
+	var layers [][]byte
+	for _, es := range layerEntries {
+		layers = append(layers, layer(es...))
 	}
 	var diffIDs, names []string
 	files := map[string][]byte{}
@@ -191,7 +211,7 @@ func writeDeletesImage(t *testing.T, file string) {
 		t.Fatal(err)
 	}
 	files["config.json"] = config
-	manifest, err := json.Marshal([]map[string]any{{"Config": "config.json", "RepoTags": []string{deletesImage}, "Layers": names}})
+	manifest, err := json.Marshal([]map[string]any{{"Config": "config.json", "RepoTags": []string{ref}, "Layers": names}})
 	if err != nil {
 		t.Fatal(err)
 	}
