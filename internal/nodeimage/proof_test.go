@@ -225,9 +225,9 @@ func proveRegistry(t *testing.T, reg string, nc netcheckBuild) {
 		}
 		return strings.TrimSpace(string(out))
 	}
-	_ = exec.Command("docker", "rm", "-f", proofRegistry).Run()
+	_ = exec.Command("docker", "rm", "-f", "-v", proofRegistry).Run()
 	run("run", "-d", "--name", proofRegistry, "-p", "127.0.0.1::5000", reg)
-	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", proofRegistry).Run() })
+	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", "-v", proofRegistry).Run() })
 	addr := strings.Fields(run("port", proofRegistry, "5000/tcp"))[0]
 	tag, err := name.NewTag(addr+"/proof/netcheck:v1", name.Insecure)
 	if err != nil {
