@@ -74,7 +74,7 @@ func (p *Provider) deleteCluster(ctx context.Context) error {
 			return err
 		}
 		p.env.Log.Infof("   %s=true: going on despite the failed delete: %v", config.EnvCI, err)
-	} else if err := p.removeUnfinishedNodes(ctx); err != nil {
+	} else if err := p.removeLabelled(ctx, kindNodeLabel+"="+c.ClusterName, "node containers of cluster "+c.ClusterName); err != nil {
 		return err
 	}
 	if err := p.removeFilesAndDir(c.KubeconfigPath(), p.kindConfigPath(), p.syncCachePath()); err != nil {
@@ -86,25 +86,25 @@ func (p *Provider) deleteCluster(ctx context.Context) error {
 // kindNodeLabel is the label kind puts on every node container.
 const kindNodeLabel = "io.x-k8s.kind.cluster"
 
-// unfinishedNodeTimeout bounds the wait for node containers whose creation
-// was cut short; creating one copies the node image's /var into a new
-// volume, seconds to a minute on a slow disk.
-const unfinishedNodeTimeout = 3 * time.Minute
+// unfinishedTimeout bounds the wait for containers whose creation was cut
+// short; creating a node copies the node image's /var into a new volume,
+// seconds to a minute on a slow disk.
+const unfinishedTimeout = 3 * time.Minute
 
-// unfinishedNodePoll is how often they are looked for again.
-const unfinishedNodePoll = 250 * time.Millisecond
+// unfinishedPoll is how often they are looked for again.
+const unfinishedPoll = 250 * time.Millisecond
 
-// removeUnfinishedNodes removes the cluster's node containers that kind's
-// delete could not: when cluster-up is interrupted while kind runs
-// `docker run` for the nodes, the signal ends the docker clients, but the
-// engine goes on creating the containers they asked for. Until it is done
-// (it fills each node's /var volume from the image) such a container is
-// listed, yet cannot be removed ("No such container", which `rm --force`
-// does not count as an error), and afterwards it stays, created and never
-// started. So the nodes are looked for again until none is left.
-func (p *Provider) removeUnfinishedNodes(ctx context.Context) error {
-	label := kindNodeLabel + "=" + p.cfg().ClusterName
-	ctx, cancel := context.WithTimeout(ctx, unfinishedNodeTimeout)
+// removeLabelled removes the containers with label (key=value) until none
+// is left. When cluster-up is interrupted while a `docker run` of it
+// (kind's for the nodes, ours for the registry) is under way, the signal
+// ends the client, but the engine goes on creating the container it asked
+// for. Until it is done (for a node it fills the /var volume from the
+// image, seconds) such a container is listed, yet cannot be removed ("No
+// such container", which `rm --force` does not count as an error), and
+// afterwards it stays, created and never started. So what carries the
+// label is looked for again until it is gone.
+func (p *Provider) removeLabelled(ctx context.Context, label, what string) error {
+	ctx, cancel := context.WithTimeout(ctx, unfinishedTimeout)
 	defer cancel()
 	for said := false; ; said = true {
 		names, err := p.cli.ListContainers(ctx, label)
@@ -124,8 +124,8 @@ func (p *Provider) removeUnfinishedNodes(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("node containers %s of cluster %s are still there %s after kind's delete (the engine is still creating them, or cannot remove them): %w", strings.Join(names, ", "), p.cfg().ClusterName, unfinishedNodeTimeout, ctx.Err())
-		case <-time.After(unfinishedNodePoll):
+			return fmt.Errorf("%s %s still there after %s (the engine is still creating them, or cannot remove them): %w", what, strings.Join(names, ", "), unfinishedTimeout, ctx.Err())
+		case <-time.After(unfinishedPoll):
 		}
 	}
 }

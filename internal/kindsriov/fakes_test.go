@@ -76,7 +76,7 @@ type world struct {
 	proxySetup string
 	// fail makes the named operation fail once: "kind create",
 	// "kind create cut short" (the nodes still being created when it
-	// fails), "kind delete", "registry run", "registry rm", "nics up", "nics up no rollback",
+	// fails), "kind delete", "registry run", "registry run cut short", "registry rm", "nics up", "nics up no rollback",
 	// "return netdevs", "proxy" (the proxy does not answer), "bash -s"
 	// (a script in a node).
 	fail map[string]error
@@ -167,6 +167,13 @@ func (e fakeEngine) RunDetached(ctx context.Context, s cri.RunSpec) (string, err
 		Networks: map[string]string{s.Network: "172.18.0.9"}, Ports: map[string][]string{"5000/tcp": {strings.TrimSuffix(s.Publish[0], ":5000")}},
 		RestartPolicy: s.RestartPolicy, Labels: s.Labels,
 	}}
+	if err := e.w.failing("registry run cut short"); err != nil {
+		// The client was ended; the engine goes on creating it, and
+		// leaves it created, never started.
+		c := e.w.containers[s.Name]
+		c.Running, c.PID, c.creating = false, 0, 3
+		return "", err
+	}
 	// Started, then failing (as a container whose start fails after create).
 	return s.Name, e.w.failing("registry run")
 }
@@ -277,9 +284,14 @@ func (e fakeEngine) CopyFrom(ctx context.Context, name, src, dst string) error {
 func (e fakeEngine) ListContainers(ctx context.Context, label string) ([]string, error) {
 	e.w.mu.Lock()
 	defer e.w.mu.Unlock()
+	key, value, withValue := strings.Cut(label, "=")
 	var out []string
 	for n, c := range e.w.containers {
-		if label == kindNodeLabel && c.cluster != "" || label == kindNodeLabel+"="+c.cluster {
+		v, ok := c.Labels[key]
+		if key == kindNodeLabel {
+			v, ok = c.cluster, c.cluster != ""
+		}
+		if ok && (!withValue || v == value) {
 			out = append(out, n)
 		}
 	}

@@ -83,7 +83,11 @@ func registrySpec(c *config.Config) localregistry.Spec {
 
 // removeRegistry is the undo of startRegistry.
 func (p *Provider) removeRegistry(ctx context.Context) error {
-	return p.cli.Remove(ctx, p.cfg().RegistryContainer())
+	c := p.cfg()
+	if err := p.cli.Remove(ctx, c.RegistryContainer()); err != nil {
+		return err
+	}
+	return p.removeLabelled(ctx, localregistry.Label+"="+c.ClusterName, "registry container")
 }
 
 // configureNodes tells every node's containerd where to pull from (the

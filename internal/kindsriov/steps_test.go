@@ -522,50 +522,60 @@ func TestFailedCreateBeforeTheNodesLeavesNothing(t *testing.T) {
 	}
 }
 
-// Interrupted while kind runs `docker run` for the nodes: the engine goes
-// on creating them after the signal ended its clients, and they cannot be
-// removed until it is done. The interrupt still leaves nothing, and so
-// does a cluster-down that finds such nodes.
-func TestInterruptedCreateRemovesNodesStillBeingCreated(t *testing.T) {
-	for _, down := range []bool{false, true} {
-		t.Run(fmt.Sprintf("by cluster-down=%v", down), func(t *testing.T) {
-			w := hostWithOtherCluster()
-			w.fail["kind create cut short"] = errors.New(`command "docker run --name sriov-worker ..." failed with error: exit status 143`)
-			h := newHarness(t, w, nil)
-			before := h.snapshot()
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			h.p.deps.hook = func(_ context.Context, step string, after bool) error {
-				if strings.HasPrefix(step, "Creating kind cluster") && !after && !down {
-					cancel() // the signal, while kind creates the nodes
+// Interrupted while a `docker run` is under way (kind's for the nodes,
+// ours for the registry): the engine goes on creating the container after
+// the signal ended its client, and it cannot be removed until the engine
+// is done. The interrupt still leaves nothing; a failure leaves it for
+// inspection, and cluster-down removes it.
+func TestInterruptedRunRemovesContainersStillBeingCreated(t *testing.T) {
+	for _, tc := range []struct {
+		fail, at, waits string
+	}{
+		{"kind create cut short", "Creating kind cluster", "sriov-control-plane, sriov-worker, sriov-worker2"},
+		// The registry starts in the background: the signal comes at
+		// the next step.
+		{"registry run cut short", "Configuring nodes", "sriov-registry"},
+	} {
+		for _, down := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, by cluster-down=%v", tc.fail, down), func(t *testing.T) {
+				w := hostWithOtherCluster()
+				w.fail[tc.fail] = errors.New(`command "docker run ..." failed with error: exit status 143`)
+				h := newHarness(t, w, nil)
+				before := h.snapshot()
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				h.p.deps.hook = func(_ context.Context, step string, after bool) error {
+					if strings.HasPrefix(step, tc.at) && !after && !down {
+						cancel() // the signal
+					}
+					return nil
 				}
-				return nil
-			}
-			err := h.p.Up(ctx)
-			if err == nil {
-				t.Fatal("cluster-up succeeded")
-			}
-			if down {
-				// A failure (not an interrupt) keeps the nodes for
-				// inspection; cluster-down must remove them once the
-				// engine has finished creating them.
-				if !h.exists("sriov-worker") {
-					t.Fatalf("the failed create's nodes are not there to remove:\n%s", h.snapshot())
+				err := h.p.Up(ctx)
+				if err == nil {
+					t.Fatal("cluster-up succeeded")
 				}
-				h.down("after the cut-short create", before)
-				return
-			}
-			if !strings.HasPrefix(err.Error(), "interrupted: ") || !strings.Contains(err.Error(), "Nothing this run created is left.") {
-				t.Fatalf("cluster-up: %v, want it interrupted and everything undone", err)
-			}
-			if got := h.snapshot(); got != before {
-				t.Errorf("after the interrupt the host is\n%s\nwant, as before,\n%s\n%v\n%s", got, before, err, h.log)
-			}
-			if !strings.Contains(h.log.String(), "waiting for the engine to finish creating sriov-control-plane, sriov-worker, sriov-worker2") {
-				t.Errorf("no line says what is waited for:\n%s", h.log)
-			}
-			h.down("after the interrupt", before)
-		})
+				if down {
+					// A failure (not an interrupt) keeps what it made for
+					// inspection; cluster-down must remove it once the
+					// engine has finished creating it.
+					if !h.exists(strings.Split(tc.waits, ", ")[0]) {
+						t.Fatalf("the failed run's containers are not there to remove:\n%s", h.snapshot())
+					}
+					h.down("after the cut-short run", before)
+					return
+				}
+				if !strings.HasPrefix(err.Error(), "interrupted: ") || !strings.Contains(err.Error(), "Nothing this run created is left.") {
+					t.Fatalf("cluster-up: %v, want it interrupted and everything undone", err)
+				}
+				if got := h.snapshot(); got != before {
+					t.Errorf("after the interrupt the host is\n%s\nwant, as before,\n%s\n%v\n%s", got, before, err, h.log)
+				}
+				if !strings.Contains(h.log.String(), "waiting for the engine to finish creating "+tc.waits) {
+					t.Errorf("no line says what is waited for (%s):\n%s", tc.waits, h.log)
+				}
+				h.down("after the interrupt", before)
+			})
+		}
 	}
 }
 
