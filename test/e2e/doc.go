@@ -21,8 +21,9 @@
 //     custom KIND_NODE_IMAGE; no cgroup left behind for the ones after it.
 //   - TestPreloadKeepsDeletions: an image whose layers delete files,
 //     preloaded into the node image as a cluster-up does with component
-//     images, runs in a node as built (TestScenarioKindSRIOV checks the
-//     same with kind-sriov's node image).
+//     images, runs in a node as built, and one with an empty layer is
+//     unpacked (TestScenarioKindSRIOV checks the same with kind-sriov's
+//     node image).
 //   - TestScenarioOne: one 3-node cluster with two PFs per worker and a
 //     blacklisted PF: every check of a running cluster, cluster-sync, and
 //     cluster-down.
@@ -35,6 +36,13 @@
 //     sim-cluster-down) with the defaults from a git clone, and a second
 //     cluster from a second clone, switched by cd and KUBECONFIG.
 //   - TestScenarioPodman: a cluster with CRI_BIN=podman.
+//   - TestScenarioDefaultImages: the default (upstream) component images
+//     pulled through a registry mirror, and the errors when they cannot be.
+//   - TestScenarioInterrupts: cluster-up interrupted by SIGINT and SIGTERM
+//     at step boundaries drawn at random (KUBEVIRTCI_E2E_INTERRUPT_SEED);
+//     the host exactly as before right after, and after cluster-down.
+//   - TestScenarioKindSRIOV (run last, with kind-sriov's images): the
+//     kind-sriov provider, Kubernetes 1.36, end to end.
 //   - TestFigures (only with KUBEVIRTCI_E2E_FIGURES set, see
 //     scripts/figures.sh): timings against plain kind.
 package e2e
