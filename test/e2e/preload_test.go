@@ -121,18 +121,20 @@ func checkPreloadKeepsDeletions(t *testing.T, node string) {
 
 	// Unpacked now, on the node's /var, as the kubelet's first container
 	// of it would.
-	for image, want := range map[string]string{deletesImage: "./b ./d ./d/y", emptyLayerImage: "./a ./b"} {
+	for i, c := range []struct{ image, want string }{{deletesImage, "./b ./d ./d/y"}, {emptyLayerImage, "./a ./b"}} {
+		// A mount point of its own: containerd 2's ctr keeps a record
+		// of each target after the unmount.
+		m := fmt.Sprintf("/tmp/m%d", i)
 		out, err := docker(ctx, "exec", name, "sh", "-c", `set -e
-mkdir /tmp/m
-ctr --namespace=k8s.io images mount `+image+` /tmp/m >/dev/null
-echo "files: $(cd /tmp/m && find . -mindepth 1 | sort | tr '\n' ' ')"
-ctr --namespace=k8s.io images unmount --rm /tmp/m >/dev/null
-rmdir /tmp/m`)
+mkdir `+m+`
+ctr --namespace=k8s.io images mount `+c.image+` `+m+` >/dev/null
+echo "files: $(cd `+m+` && find . -mindepth 1 | sort | tr '\n' ' ')"
+ctr --namespace=k8s.io images unmount --rm `+m+` >/dev/null`)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := filesLine(out); got != want {
-			t.Errorf("%s in the node: files %q, want %q", image, got, want)
+		if got := filesLine(out); got != c.want {
+			t.Errorf("%s in the node: files %q, want %q", c.image, got, c.want)
 		}
 	}
 
