@@ -106,26 +106,25 @@ const unfinishedPoll = 250 * time.Millisecond
 func (p *Provider) removeLabelled(ctx context.Context, label, what string) error {
 	ctx, cancel := context.WithTimeout(ctx, unfinishedTimeout)
 	defer cancel()
-	for said := false; ; said = true {
+	for round := 0; ; round++ {
 		names, err := p.cli.ListContainers(ctx, label)
 		if err != nil || len(names) == 0 {
 			return err
+		}
+		if round > 0 { // still there after a removal
+			if round == 1 {
+				p.env.Log.Infof("   waiting for the engine to finish creating %s (their creation was cut short), to remove them", strings.Join(names, ", "))
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s %s still there after %s (the engine is still creating them, or cannot remove them): %w", what, strings.Join(names, ", "), unfinishedTimeout, ctx.Err())
+			case <-time.After(unfinishedPoll):
+			}
 		}
 		for _, n := range names {
 			if err := p.cli.Remove(ctx, n); err != nil {
 				return err
 			}
-		}
-		if names, err = p.cli.ListContainers(ctx, label); err != nil || len(names) == 0 {
-			return err
-		}
-		if !said {
-			p.env.Log.Infof("   waiting for the engine to finish creating %s (their creation was cut short), to remove them", strings.Join(names, ", "))
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s %s still there after %s (the engine is still creating them, or cannot remove them): %w", what, strings.Join(names, ", "), unfinishedTimeout, ctx.Err())
-		case <-time.After(unfinishedPoll):
 		}
 	}
 }
