@@ -222,11 +222,11 @@ func (p *Provider) preloadImages(ctx context.Context, st *upState) error {
 // preloaded: its tag hashes the names and IDs.
 func preloadRef(node, nodeID string, local []string, ids map[string]string) string {
 	h := sha256.New()
-	// "preload 4": every image unpacked whose layers delete nothing, the
-	// unpacked layers' blobs removed and collected (3: every image
-	// unpacked, the blobs removed but not collected on containerd 2; 2:
-	// unpacked; 1: only imported).
-	fmt.Fprintf(h, "preload 4\n%s %s\n", node, nodeID)
+	// "preload 5": every image unpacked whose layers delete nothing, its
+	// unpacked layers outside /var (4: under /var, copied into each node;
+	// 3: every image unpacked, the blobs removed but not collected on
+	// containerd 2; 2: unpacked; 1: only imported).
+	fmt.Fprintf(h, "preload 5\n%s %s\n", node, nodeID)
 	for _, ref := range local {
 		fmt.Fprintf(h, "%s %s\n", ref, ids[ref])
 	}

@@ -43,9 +43,10 @@ type Spec struct {
 
 // Make makes s.Ref: a container of the node image runs only its
 // containerd (no systemd, no kubelet), the images are imported into it
-// packed, the images of its store are unpacked (Unpack), containerd
-// stops, and the container is committed with the node image's own
-// entrypoint and command. The container is removed in any case.
+// packed, the images of its store are unpacked (Unpack) and their layers
+// moved out of /var (Relocate), containerd stops, and the container is
+// committed with the node image's own entrypoint and command. The
+// container is removed in any case.
 func Make(ctx context.Context, cli Engine, s Spec) (res Result, err error) {
 	entrypoint, cmd, err := cli.ImageCommand(ctx, s.NodeImage)
 	if err != nil {
@@ -91,6 +92,11 @@ func Make(ctx context.Context, cli Engine, s Spec) (res Result, err error) {
 	}
 	if res, err = Unpack(ctx, cli, s.Builder); err != nil {
 		return res, err
+	}
+	if len(res.Unpacked) > 0 {
+		if res.Layers, err = Relocate(ctx, cli, s.Builder, res.Unpacked); err != nil {
+			return res, err
+		}
 	}
 	if err := cli.StopContainer(ctx, s.Builder); err != nil {
 		return res, err

@@ -34,10 +34,14 @@ type Result struct {
 	Unpacked []string          // images unpacked
 	Packed   map[string]string // images left packed, and why
 	Removed  int               // layers' blobs removed
+	Layers   Relocated         // where the unpacked layers are (Make)
 }
 
 func (r Result) String() string {
 	s := fmt.Sprintf("%d images unpacked, %d layer blobs removed", len(r.Unpacked), r.Removed)
+	if r.Layers != (Relocated{}) {
+		s += "; " + r.Layers.String()
+	}
 	for _, ref := range slices.Sorted(maps.Keys(r.Packed)) {
 		s += fmt.Sprintf("; %s left packed (%s)", ref, r.Packed[ref])
 	}
@@ -154,7 +158,12 @@ rm -rf "$dir"
 // collection before it returns.
 const removeBlobs = `set -e
 ctr ` + ns + ` content rm "$@" >/dev/null
-ctr ` + ns + ` leases create --id kubevirtci-preload-gc >/dev/null
+` + collect
+
+// collect runs containerd's garbage collection and waits for it, which
+// also deletes the directories of removed snapshots (containerd 2 deletes
+// them only then).
+const collect = `ctr ` + ns + ` leases create --id kubevirtci-preload-gc >/dev/null
 ctr ` + ns + ` leases delete --sync kubevirtci-preload-gc
 `
 

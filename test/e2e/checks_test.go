@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kubevirt/kubevirtci-go/internal/preload"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -475,6 +476,49 @@ func checkImagesUnpacked(t *testing.T, c *cluster) {
 		}
 		if len(packed) > 0 {
 			t.Errorf("%s: images not unpacked: %v", n, packed)
+		}
+	}
+}
+
+// layersOutsideVar prints, for a node's snapshots ($1) and the preload's
+// layers ($2): how many snapshots' files are a directory on /var, how
+// many are a link into $2, and how many of $2's layers no snapshot links
+// to.
+const layersOutsideVar = `real=0 links=0
+for d in "$1"/*; do
+	if [ -L "$d/fs" ]; then
+		case $(readlink "$d/fs") in "$2"/*) links=$((links + 1)) ;; esac
+	elif [ -d "$d/fs" ]; then
+		real=$((real + 1))
+	fi
+done
+unlinked=0
+for l in "$2"/*; do
+	[ -d "$l" ] || continue
+	found=0
+	for d in "$1"/*; do
+		[ "$(readlink "$d/fs")" = "$l" ] && { found=1; break; }
+	done
+	[ $found = 1 ] || unlinked=$((unlinked + 1))
+done
+echo "real $real links $links unlinked $unlinked"`
+
+// checkLayersOutsideVar: in every node, the unpacked layers of the
+// preloaded images are in the nodes' image (preload.LayersDir), each
+// linked from its snapshot in containerd's store on the node's /var, so
+// that creating the node copied none of them into its /var volume. (The
+// nodes' running containers have snapshots of their own on /var.)
+func checkLayersOutsideVar(t *testing.T, c *cluster) {
+	t.Helper()
+	for _, n := range c.nodeNames() {
+		out := dockerT(t, "exec", n, "sh", "-c", layersOutsideVar, "sh", preload.SnapshotsDir, preload.LayersDir)
+		var real, links, unlinked int
+		if _, err := fmt.Sscanf(out, "real %d links %d unlinked %d", &real, &links, &unlinked); err != nil {
+			t.Errorf("%s: %q: %v", n, out, err)
+			continue
+		}
+		if links == 0 || unlinked != 0 {
+			t.Errorf("%s: %d snapshots link to a layer outside /var, %d of those layers unlinked (%d snapshots on /var); want every preloaded layer linked", n, links, unlinked, real)
 		}
 	}
 }

@@ -81,6 +81,9 @@ func checkPreloadKeepsDeletions(t *testing.T, node string) {
 	if len(res.Unpacked) < 2 {
 		t.Errorf("none of the node image's own images unpacked: %s", res)
 	}
+	if res.Layers.Kept != "" || res.Layers.Moved == 0 {
+		t.Errorf("unpacked layers not moved out of /var: %s", res)
+	}
 
 	dockerT(t, "run", "--detach", "--name", name, "--privileged", "--tmpfs", "/run", "--tmpfs", "/tmp",
 		"--volume", "/var", "--entrypoint", "containerd", ref)
@@ -117,6 +120,14 @@ func checkPreloadKeepsDeletions(t *testing.T, node string) {
 		if unpacked[r] != "true" {
 			t.Errorf("%s: unpacked %q, want true", r, unpacked[r])
 		}
+	}
+
+	// The unpacked layers are in the image, outside the node's /var, each
+	// linked from its snapshot (the mounts below go through them).
+	if out, err := docker(ctx, "exec", name, "sh", "-c", layersOutsideVar, "sh", preload.SnapshotsDir, preload.LayersDir); err != nil {
+		t.Error(err)
+	} else if out != fmt.Sprintf("real 0 links %d unlinked 0", res.Layers.Moved) {
+		t.Errorf("in the node: %s; want no snapshot's files on /var, and %d links, one to each moved layer", out, res.Layers.Moved)
 	}
 
 	// Unpacked now, on the node's /var, as the kubelet's first container

@@ -52,6 +52,7 @@ func TestScenarioOne(t *testing.T) {
 	t.Run("README get nodes", func(t *testing.T) { checkGetNodes(t, c) })
 	t.Run("README component pods", func(t *testing.T) { checkComponentPods(t, c, c.workers()) })
 	t.Run("images unpacked", func(t *testing.T) { checkImagesUnpacked(t, c) })
+	t.Run("layers outside /var", func(t *testing.T) { checkLayersOutsideVar(t, c) })
 	t.Run("components at work", func(t *testing.T) { checkComponentsWork(t, c, c.workers()) })
 	t.Run("node labels and taints", func(t *testing.T) { checkNodes(t, c, c.workers()) })
 	t.Run("SR-IOV nodes prepared", func(t *testing.T) {

@@ -56,6 +56,7 @@ func TestScenarioKindSRIOV(t *testing.T) {
 	t.Run("README get nodes", func(t *testing.T) { checkGetNodes(t, c) })
 	t.Run("README component pods", func(t *testing.T) { checkComponentPods(t, c, c.workers()) })
 	t.Run("images unpacked", func(t *testing.T) { checkImagesUnpacked(t, c) })
+	t.Run("layers outside /var", func(t *testing.T) { checkLayersOutsideVar(t, c) })
 	t.Run("injector running", func(t *testing.T) { checkInjectorRunning(t, c) })
 	t.Run("injector at work", func(t *testing.T) { checkInjectorWorks(t, c) })
 	t.Run("files", func(t *testing.T) { checkFiles(t, c) })
