@@ -38,11 +38,39 @@ const SnapshotsDir = "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs
 // nested in another cannot take one more level. Either way the layers
 // stay usable; Relocated says what was done.
 func Relocate(ctx context.Context, e Execer, container string, refs []string) (Relocated, error) {
-	out, err := e.Exec(ctx, container, append([]string{"sh", "-c", relocate, "sh", SnapshotsDir, LayersDir}, refs...)...)
+	return relocate(ctx, e, container, SnapshotsDir, LayersDir, refs)
+}
+
+// relocate is Relocate with the snapshots' and the layers' directories.
+func relocate(ctx context.Context, e Execer, container, snaps, dest string, refs []string) (Relocated, error) {
+	out, err := e.Exec(ctx, container, "sh", "-c", moveLayers, "sh", snaps, dest)
 	if err != nil {
 		return Relocated{}, fmt.Errorf("moving the unpacked layers out of /var: %w", err)
 	}
-	return parseRelocate(string(out))
+	r, err := parseRelocate(string(out))
+	if err != nil || r.Moved == 0 {
+		return r, err
+	}
+	out, err = e.Exec(ctx, container, append([]string{"sh", "-c", mountEach, "sh"}, refs...)...)
+	if err != nil {
+		return r, fmt.Errorf("mounting the images through the moved layers: %w", err)
+	}
+	_, failed := parseMounts(string(out))
+	for _, ref := range refs {
+		if why, ok := failed[ref]; ok {
+			if _, err := e.Exec(ctx, container, "sh", "-c", moveBack, "sh", snaps, dest); err != nil {
+				return r, fmt.Errorf("moving the unpacked layers back into /var: %w", err)
+			}
+			r = Relocated{Kept: ref + " could not be mounted through the moved layers: " + why}
+			break
+		}
+	}
+	// containerd 2 leaves a removed snapshot's directory (the mounts')
+	// on /var until the next collection.
+	if _, err := e.Exec(ctx, container, "sh", "-c", collect); err != nil {
+		return r, fmt.Errorf("collecting the mounts' snapshots: %w", err)
+	}
+	return r, nil
 }
 
 // Relocated is what Relocate did: Moved layers moved, or why none was
@@ -59,14 +87,22 @@ func (r Relocated) String() string {
 	return fmt.Sprintf("%d unpacked layers moved out of /var", r.Moved)
 }
 
-// relocate is Relocate's script: $1 the snapshots, $2 where to move their
-// files, the rest the images to mount afterwards. It prints "moved N" or
-// "kept WHY". The mounts' snapshots are collected at the end: containerd
-// 2 leaves a removed snapshot's directory on /var until then.
-const relocate = `set -u
+// backFn defines back, which moves every layer that a snapshot of $snaps
+// links to in $dest back to its snapshot.
+const backFn = `back() {
+	for d in "$snaps"/*; do
+		t=$(readlink "$d/fs") || continue
+		case $t in "$dest"/*) rm -f "$d/fs" && mv "$t" "$d/fs" ;; esac
+	done
+	rmdir "$dest" "${dest%/*}" 2>/dev/null
+}
+`
+
+// moveLayers is Relocate's move: $1 the snapshots, $2 where to move their
+// files. It prints "moved N" or "kept WHY" (everything moved back).
+const moveLayers = `set -u
 snaps=$1 dest=$2
-shift 2
-if [ ! -d "$snaps" ]; then
+` + backFn + `if [ ! -d "$snaps" ]; then
 	echo "kept no overlayfs snapshots at $snaps"
 	exit 0
 fi
@@ -86,13 +122,7 @@ for n in $nss; do
 	fi
 done
 mkdir -p "$dest"
-moved=""
-back() {
-	for id in $moved; do
-		rm -f "$snaps/$id/fs" && mv "$dest/$id" "$snaps/$id/fs"
-	done
-	rmdir "$dest" "${dest%/*}" 2>/dev/null
-}
+n=0
 for d in "$snaps"/*; do
 	id=${d##*/}
 	if [ -L "$d/fs" ] || [ ! -d "$d/fs" ]; then
@@ -105,27 +135,19 @@ for d in "$snaps"/*; do
 		echo
 		exit 0
 	fi
-	moved="$moved $id"
+	n=$((n + 1))
 done
-m=$(mktemp -d)
-i=0
-for ref; do
-	i=$((i + 1))
-	mkdir "$m/$i"
-	if ! err=$(ctr --namespace=k8s.io images mount "$ref" "$m/$i" 2>&1 >/dev/null); then
-		back
-		echo "kept $ref could not be mounted through the moved layers: $(echo "$err" | grep -v 'level=warning')" | tr '\n' ' '
-		echo
-		exit 0
-	fi
-	ls -A "$m/$i" >/dev/null
-	ctr --namespace=k8s.io images unmount --rm "$m/$i" >/dev/null 2>&1 || true
-done
-rm -rf "$m"
-` + collect + `echo "moved $(echo $moved | wc -w)"
+echo "moved $n"
 `
 
-// parseRelocate reads relocate's last line.
+// moveBack moves every layer moveLayers moved ($1 the snapshots, $2 where
+// it moved them) back.
+const moveBack = `set -u
+snaps=$1 dest=$2
+` + backFn + `back
+`
+
+// parseRelocate reads moveLayers' last line.
 func parseRelocate(out string) (Relocated, error) {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	last := strings.TrimSpace(lines[len(lines)-1])

@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// localExec runs Relocate's script here, with a ctr of the test's making
+// localExec runs Relocate's scripts here, with a ctr of the test's making
 // first on PATH, as if in the container.
 type localExec struct {
 	path string // the fake ctr's directory
@@ -30,7 +30,7 @@ func (l localExec) Exec(ctx context.Context, _ string, args ...string) ([]byte, 
 	return out, nil
 }
 
-// fakeCtr answers what the script asks: the namespaces, the snapshots
+// fakeCtr answers what the scripts ask: the namespaces, the snapshots
 // ($SNAPSHOTS_LS), a mount that succeeds when every layer's directory can
 // be read through its fs (a link followed), or fails when $MOUNT_FAILS
 // names the image, and the garbage collection; $MOUNTED records the
@@ -88,13 +88,9 @@ func newRelocateFixture(t *testing.T, env ...string) relocateFixture {
 
 func (f relocateFixture) run(t *testing.T, refs ...string) Relocated {
 	t.Helper()
-	out, err := f.exec.Exec(context.Background(), "builder", append([]string{"sh", "-c", relocate, "sh", f.snaps, f.dest}, refs...)...)
+	r, err := relocate(context.Background(), f.exec, "builder", f.snaps, f.dest, refs)
 	if err != nil {
 		t.Fatalf("relocate: %v", err)
-	}
-	r, err := parseRelocate(string(out))
-	if err != nil {
-		t.Fatal(err)
 	}
 	return r
 }
