@@ -299,13 +299,17 @@ func requirementsMatch(reqs []corev1.NodeSelectorRequirement, set labels.Set) bo
 
 // DaemonSetPodsCreated waits until each named DaemonSet ("namespace/name")
 // has as many pods, in any state, as its controller wants (for the
-// generation it has seen): the controller has created them. What comes after can then no longer stop their creation
-// (an admission webhook that refuses pods until it serves, for one).
+// generation it has seen), and at least one per node it targets (a node
+// labelled a moment ago may not be in the controller's count yet): the
+// controller has created them. What comes after can then no longer stop
+// their creation (an admission webhook that refuses pods until it serves,
+// for one).
 func DaemonSetPodsCreated(ctx context.Context, client kubernetes.Interface, names []string, timeout time.Duration, opts ...Option) error {
 	what := "the pods of daemonsets " + braces("", names) + " to be created"
 	return wait(ctx, client, what, timeout, opts, func(w *watchSet) func() status {
 		dsStore := w.daemonSets("")
 		podStore := w.pods("", "")
+		nodeStore := w.nodes()
 		return func() status {
 			st := status{done: true}
 			for _, name := range names {
@@ -332,6 +336,13 @@ func DaemonSetPodsCreated(ctx context.Context, client kubernetes.Interface, name
 				// controller wants, do not place them.
 				created := int32(len(pods))
 				targets := ds.Status.DesiredNumberScheduled
+				var targeted int32
+				for _, n := range nodesOf(nodeStore) {
+					if shouldRunOn(&ds.Spec.Template.Spec, n) {
+						targeted++
+					}
+				}
+				targets = max(targets, targeted)
 				if created < targets {
 					st.done = false
 					st.add(kindOther, "daemonset %s: %d of %d pod(s) created", name, created, targets)

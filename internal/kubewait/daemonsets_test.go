@@ -214,3 +214,20 @@ func TestNodeAllocatableFailFast(t *testing.T) {
 		t.Errorf("no stuck pod: %v, want a timeout", err)
 	}
 }
+
+// A node labelled a moment ago is not yet in the DaemonSet controller's
+// count: DaemonSetPodsCreated still waits for its pod.
+func TestDaemonSetPodsCreatedCountsNodesTheControllerHasNotSeen(t *testing.T) {
+	ds := daemonSet("sriov", "kube-sriov-device-plugin-amd64", dpSelector, map[string]string{"sriov_capable": "true"})
+	stale := dsStatus(ds, 1, 1, 1) // sriov-worker2's label not counted yet
+	pa := ownedBy(pod("sriov", "dp-a", "sriov-worker", dpSelector, false), ds)
+	objs := append([]runtime0{stale, pa}, nodesAsObjects(sriovNodes())...)
+	err := DaemonSetPodsCreated(ctx, newFake(objs...), []string{"sriov/" + ds.Name}, short)
+	waitErr(t, err, lines(
+		"timed out after 60ms waiting for the pods of daemonsets sriov/kube-sriov-device-plugin-amd64 to be created:",
+		"  - daemonset sriov/kube-sriov-device-plugin-amd64: 1 of 2 pod(s) created",
+	))
+
+	pb := ownedBy(pod("sriov", "dp-b", "sriov-worker2", dpSelector, false), ds)
+	must(t, DaemonSetPodsCreated(ctx, newFake(append(objs, pb)...), []string{"sriov/" + ds.Name}, short))
+}
