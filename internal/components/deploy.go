@@ -20,39 +20,44 @@ type Applier interface {
 	Apply(ctx context.Context, objs []*unstructured.Unstructured) error
 }
 
-// Deploy renders the components with p and applies them. With an
-// injector image it applies network-resources-injector in the same step,
-// once the DaemonSets' pods outside kube-system exist (client watches for
-// them): its webhook, registered by its installer before the webhook
-// serves, refuses pods in every namespace but kube-system until then
-// (failurePolicy Fail), and a DaemonSet controller refused backs off. The
-// injector then starts beside the DaemonSets instead of after them.
+// Deploy renders multus, sriov-cni and the device plugin with p and
+// applies them.
 func Deploy(ctx context.Context, a Applier, client kubernetes.Interface, p Params, log *step.Logger) error {
-	name := "deploy multus, sriov-cni and the SR-IOV device plugin"
-	if p.InjectorImage != "" {
-		name = "deploy multus, sriov-cni, the SR-IOV device plugin and network-resources-injector"
-	}
-	return log.Run(name, func() error {
+	return log.Run("deploy multus, sriov-cni and the SR-IOV device plugin", func() error {
 		objs, err := Render(p)
 		if err != nil {
 			return err
 		}
-		injector, err := RenderInjector(p)
+		for _, o := range objs {
+			log.Debugf("  %s %s", o.GetKind(), qualified(o))
+		}
+		return a.Apply(ctx, objs)
+	})
+}
+
+// DeployInjector applies network-resources-injector when p has an image
+// for it, once the pods that Deploy's DaemonSets want outside kube-system
+// exist (client watches for them): its webhook, registered by its
+// installer before the webhook serves, refuses pods in every namespace but
+// kube-system until then (failurePolicy Fail), and a DaemonSet controller
+// refused backs off. The injector then starts beside the DaemonSets
+// instead of after them. Call it once the nodes the DaemonSets run on are
+// labelled, so that their pods are wanted.
+func DeployInjector(ctx context.Context, a Applier, client kubernetes.Interface, p Params, log *step.Logger) error {
+	injector, err := RenderInjector(p)
+	if err != nil || len(injector) == 0 {
+		return err
+	}
+	return log.Run("deploy network-resources-injector", func() error {
+		objs, err := Render(p)
 		if err != nil {
 			return err
 		}
 		var covered []string // DaemonSets the injector's webhook covers
 		for _, o := range objs {
-			log.Debugf("  %s %s", o.GetKind(), qualified(o))
 			if o.GetKind() == "DaemonSet" && o.GetNamespace() != injectorNamespace {
 				covered = append(covered, qualified(o))
 			}
-		}
-		if err := a.Apply(ctx, objs); err != nil {
-			return err
-		}
-		if len(injector) == 0 {
-			return nil
 		}
 		if len(covered) > 0 {
 			if err := kubewait.DaemonSetPodsCreated(ctx, client, covered, DefaultDaemonSetsTimeout); err != nil {

@@ -55,11 +55,18 @@ func TestDeploy(t *testing.T) {
 	if err := Deploy(context.Background(), a, fake.NewClientset(), params(nil, false), nil); err == nil || len(a.calls) != 0 {
 		t.Errorf("bad settings: error %v, %d apply calls; want an error before applying", err, len(a.calls))
 	}
+
+	// Without an injector image there is nothing more to deploy.
+	a = &recordingApplier{}
+	out.Reset()
+	if err := DeployInjector(context.Background(), a, fake.NewClientset(), params(twoPFsPerNode, false), step.New(&out, true)); err != nil || len(a.calls) != 0 || out.Len() != 0 {
+		t.Errorf("DeployInjector without an injector image: error %v, %d apply calls, log %q", err, len(a.calls), out.String())
+	}
 }
 
-// With an injector, Deploy applies it in the same step, but only once the
-// DaemonSets' pods outside kube-system exist: its webhook would refuse
-// them until it serves.
+// DeployInjector applies the injector only once the DaemonSets' pods
+// outside kube-system exist: its webhook would refuse them until it
+// serves.
 func TestDeployInjectorAfterTheDaemonSetPods(t *testing.T) {
 	p := params(onePFPerNode, false)
 	p.InjectorImage = "ghcr.io/k8snetworkplumbingwg/network-resources-injector:v1.9.0"
@@ -86,7 +93,13 @@ func TestDeployInjectorAfterTheDaemonSetPods(t *testing.T) {
 	a := &lockedApplier{}
 	var out bytes.Buffer
 	done := make(chan error, 1)
-	go func() { done <- Deploy(context.Background(), a, client, p, step.New(&out, true)) }()
+	go func() {
+		err := Deploy(context.Background(), a, client, p, step.New(&out, true))
+		if err == nil {
+			err = DeployInjector(context.Background(), a, client, p, step.New(&out, true))
+		}
+		done <- err
+	}()
 
 	// The DaemonSets are applied; the injector waits for their pods.
 	for range 2 { // daemonsets and pods
@@ -118,13 +131,13 @@ func TestDeployInjectorAfterTheDaemonSetPods(t *testing.T) {
 			t.Fatalf("%v\n%s", err, out.String())
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("Deploy did not return once every pod existed")
+		t.Fatal("DeployInjector did not return once every pod existed")
 	}
 	calls := a.calls()
 	if len(calls) != 2 || calls[1][len(calls[1])-1].GetKind() != "Deployment" || calls[1][len(calls[1])-1].GetName() != "network-resources-injector" {
 		t.Fatalf("apply calls %d, want the components, then the injector", len(calls))
 	}
-	if !strings.Contains(out.String(), "deploy multus, sriov-cni, the SR-IOV device plugin and network-resources-injector") {
+	if !strings.Contains(out.String(), "✓ deploy multus, sriov-cni and the SR-IOV device plugin") || !strings.Contains(out.String(), "✓ deploy network-resources-injector") {
 		t.Errorf("log:\n%s", out.String())
 	}
 }

@@ -125,6 +125,11 @@ func (b *Binary) Exists(ctx context.Context, name string) (bool, error) {
 	return false, nil
 }
 
+// KubeConfig implements Kind.
+func (b *Binary) KubeConfig(ctx context.Context, name string) ([]byte, error) {
+	return b.cmd(ctx, nil, "get", "kubeconfig", "--name", name)
+}
+
 // Nodes implements Kind.
 func (b *Binary) Nodes(ctx context.Context, name string) ([]string, error) {
 	out, err := b.cmd(ctx, nil, "get", "nodes", "--name", name)

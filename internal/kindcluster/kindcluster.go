@@ -32,6 +32,11 @@ type Kind interface {
 	Exists(ctx context.Context, name string) (bool, error)
 	// Nodes returns the names of the cluster's node containers.
 	Nodes(ctx context.Context, name string) ([]string, error)
+	// KubeConfig is the cluster's kubeconfig for the host (the API
+	// server at its published port), read from the control-plane node.
+	// It works while Create runs, once kubeadm has written the node's
+	// admin.conf, and fails before.
+	KubeConfig(ctx context.Context, name string) ([]byte, error)
 }
 
 // LibraryVersion is the version of the kind library compiled in, without "v".
@@ -106,6 +111,12 @@ func (l *Library) Nodes(ctx context.Context, name string) ([]string, error) {
 		out = append(out, n.String())
 	}
 	return out, nil
+}
+
+// KubeConfig implements Kind.
+func (l *Library) KubeConfig(ctx context.Context, name string) ([]byte, error) {
+	s, err := l.p.KubeConfig(name, false)
+	return []byte(s), err
 }
 
 // logger adapts kind's logger to step lines: kind's status messages become

@@ -1,7 +1,7 @@
 package kindsriov
 
-// The kind cluster steps: create and delete (with the cgroup v1
-// leftovers of older node images), and what a failed create shows.
+// The kind cluster's deletion (with the cgroup v1 leftovers of older node
+// images), and what a failed create shows; its creation is in create.go.
 
 import (
 	"context"
@@ -14,33 +14,7 @@ import (
 	"github.com/kubevirt/kubevirtci-go/internal/cgroupv1"
 	"github.com/kubevirt/kubevirtci-go/internal/config"
 	"github.com/kubevirt/kubevirtci-go/internal/nodeimage"
-	"github.com/kubevirt/kubevirtci-go/internal/providerfiles"
 )
-
-func (p *Provider) createCluster(ctx context.Context, st *upState) error {
-	c := p.cfg()
-	st.made[madeCluster] = true
-	if err := os.MkdirAll(c.StateDir(), 0o755); err != nil {
-		return err
-	}
-	image := c.NodeImage
-	if st.nodeImage != "" {
-		image = fmt.Sprintf("%s (%s with the component images preloaded)", st.nodeImage, c.NodeImage)
-	}
-	p.env.Log.Infof("   kind %s, node image %s, config:\n%s", p.kind.Version(), image, indent(string(st.kindConfig)))
-	if err := providerfiles.Write(p.kindConfigPath(), st.kindConfig, 0o644); err != nil {
-		return err
-	}
-	if err := p.kind.Create(ctx, c.ClusterName, st.kindConfig, c.KubeconfigPath()); err != nil {
-		return fmt.Errorf("kind create cluster %s: %w%s", c.ClusterName, err, p.kubeletLogs(ctx))
-	}
-	nodes, err := p.kind.Nodes(ctx, c.ClusterName)
-	if err != nil {
-		return err
-	}
-	st.nodes = nodes
-	return os.Chmod(c.KubeconfigPath(), 0o600)
-}
 
 func (p *Provider) kindConfigPath() string {
 	return filepath.Join(p.cfg().StateDir(), "kind-config.yaml")
@@ -65,7 +39,7 @@ func (p *Provider) kindBinDir() string {
 	return filepath.Join(os.TempDir(), "kubevirtci-bin")
 }
 
-// deleteCluster is the undo of createCluster: the nodes, the kubeconfig,
+// deleteCluster is the undo of startCreate: the nodes, the kubeconfig,
 // kind's config, and the folder when nothing else is in it.
 func (p *Provider) deleteCluster(ctx context.Context) error {
 	c := p.cfg()

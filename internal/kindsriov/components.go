@@ -44,6 +44,10 @@ func (p *Provider) deployComponents(ctx context.Context, st *upState) error {
 	return p.deps.deploy(ctx, st.client, st.rest, p.componentParams(st))
 }
 
+func (p *Provider) deployInjector(ctx context.Context, st *upState) error {
+	return p.deps.deployInjector(ctx, st.client, st.rest, p.componentParams(st))
+}
+
 func (p *Provider) waitComponents(ctx context.Context, st *upState) error {
 	c := p.cfg()
 	var vfs map[string]int64

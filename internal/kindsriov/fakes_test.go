@@ -80,6 +80,10 @@ type world struct {
 	// "return netdevs", "proxy" (the proxy does not answer), "bash -s"
 	// (a script in a node).
 	fail map[string]error
+	// createGate, when set, holds kind create, once its nodes run, until
+	// it is closed; createReturned says whether Create has returned.
+	createGate     chan struct{}
+	createReturned bool
 }
 
 func newWorld(pfs ...string) *world {
@@ -368,12 +372,30 @@ func (k fakeKind) Create(ctx context.Context, name string, cfg []byte, kubeconfi
 		k.w.pid++
 		k.w.containers[n] = &fakeContainer{Container: cri.Container{Name: n, Running: true, PID: k.w.pid}, cluster: name}
 	}
+	gate := k.w.createGate
+	k.w.mu.Unlock()
+	defer func() {
+		k.w.mu.Lock()
+		k.w.createReturned = true
+		k.w.mu.Unlock()
+	}()
+	if gate != nil {
+		<-gate // kubeadm starts the control plane, joins the workers
+	}
+	k.w.mu.Lock()
 	err := k.w.failing("kind create")
 	k.w.mu.Unlock()
 	if err != nil {
 		return err // nodes kept, as with --retain
 	}
 	return os.WriteFile(kubeconfig, []byte("apiVersion: v1\nkind: Config\n"), 0o600)
+}
+
+// created says whether kind create has returned.
+func (w *world) created() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.createReturned
 }
 
 func (k fakeKind) Delete(ctx context.Context, name, kubeconfig string) error {
@@ -408,6 +430,15 @@ func (k fakeKind) Exists(ctx context.Context, name string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+func (k fakeKind) KubeConfig(ctx context.Context, name string) ([]byte, error) {
+	k.w.mu.Lock()
+	defer k.w.mu.Unlock()
+	if c, ok := k.w.containers[name+"-control-plane"]; !ok || !c.Running {
+		return nil, fmt.Errorf("no control plane node of cluster %s runs", name)
+	}
+	return []byte("apiVersion: v1\nkind: Config\n"), nil
 }
 
 func (k fakeKind) Nodes(ctx context.Context, name string) ([]string, error) {
@@ -569,7 +600,9 @@ type harness struct {
 	log      *bytes.Buffer
 	env      map[string]string
 	deployed int
-	waited   *components.Params // what the last component wait was given
+	// injectorDeployed counts the injector's deployments.
+	injectorDeployed int
+	waited           *components.Params // what the last component wait was given
 }
 
 func newHarness(t *testing.T, w *world, env map[string]string) *harness {
@@ -620,8 +653,11 @@ func newHarness(t *testing.T, w *world, env map[string]string) *harness {
 				p.env.Log.Infof("Waiting for another cluster-up of cluster %s (%s)", c.ClusterName, holder)
 			})
 		},
-		portFree: func(int) error { return nil },
-		serving:  func(context.Context, int, time.Duration) error { return nil },
+		portFree:       func(int) error { return nil },
+		systemdRunning: func(int) (bool, error) { return true, nil },
+		handshake:      func(context.Context, string) error { return nil },
+		apiReady:       func(context.Context, kubernetes.Interface) error { return nil },
+		serving:        func(context.Context, int, time.Duration) error { return nil },
 		fetchProxySetup: func(ctx context.Context, proxy string) ([]byte, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
@@ -632,6 +668,12 @@ func newHarness(t *testing.T, w *world, env map[string]string) *harness {
 		},
 		deploy: func(ctx context.Context, client kubernetes.Interface, rc *rest.Config, params components.Params) error {
 			h.deployed++
+			return nil
+		},
+		deployInjector: func(ctx context.Context, client kubernetes.Interface, rc *rest.Config, params components.Params) error {
+			if params.InjectorImage != "" {
+				h.injectorDeployed++
+			}
 			return nil
 		},
 		waitComponents: func(ctx context.Context, client kubernetes.Interface, params components.Params, o components.WaitOptions) error {

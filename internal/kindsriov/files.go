@@ -49,9 +49,7 @@ func (p *Provider) writeFiles(ctx context.Context, st *upState) error {
 	if err := providerfiles.Write(c.ConfigProviderPath(), providerfiles.ConfigProvider(c), 0o644); err != nil {
 		return err
 	}
-	var err error
-	st.client, st.rest, err = p.deps.client(c.KubeconfigPath())
-	return err
+	return nil
 }
 
 // removeFiles is the undo of writeFiles.

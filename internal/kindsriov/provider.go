@@ -13,7 +13,9 @@ package kindsriov
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
+	"net"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -109,9 +111,11 @@ type deps struct {
 	fetchProxySetup func(ctx context.Context, proxy string) ([]byte, error)
 	// serving waits until the registry answers on the host port.
 	serving func(ctx context.Context, port int, timeout time.Duration) error
-	// deploy applies the components' manifests (network-resources-injector
-	// too, when params has it).
-	deploy func(ctx context.Context, client kubernetes.Interface, rc *rest.Config, params components.Params) error
+	// deploy applies the components' manifests (multus, sriov-cni, the
+	// device plugin); deployInjector network-resources-injector's, when
+	// params has it.
+	deploy         func(ctx context.Context, client kubernetes.Interface, rc *rest.Config, params components.Params) error
+	deployInjector func(ctx context.Context, client kubernetes.Interface, rc *rest.Config, params components.Params) error
 	// waitComponents waits for the deployed components.
 	waitComponents func(ctx context.Context, client kubernetes.Interface, params components.Params, o components.WaitOptions) error
 	// hiddenCgroups finds cgroup v1 hierarchies that kind nodes left;
@@ -123,6 +127,13 @@ type deps struct {
 	lockCluster func(ctx context.Context) (release func(), err error)
 	// unifiedCgroups tells a cgroup v2 host from a v1 or hybrid one.
 	unifiedCgroups func() (bool, error)
+	// systemdRunning reports whether a node container's first process
+	// (its host PID) runs systemd.
+	systemdRunning func(pid int) (bool, error)
+	// handshake fails unless a TLS server answers on addr (host:port).
+	handshake func(ctx context.Context, addr string) error
+	// apiReady fails unless the API server says it is ready.
+	apiReady func(ctx context.Context, client kubernetes.Interface) error
 	// hook, when set, runs before (after=false) and after each step's do;
 	// an error it returns fails the step. Tests use it to fail and
 	// interrupt cluster-up at every step boundary.
@@ -166,6 +177,19 @@ func realDeps(p *Provider) deps {
 				p.env.Log.Infof("Waiting for another cluster-up of cluster %s to end (%s)", c.ClusterName, holder)
 			})
 		},
+		systemdRunning: systemdRunning,
+		handshake: func(ctx context.Context, addr string) error {
+			// Only whether a TLS server answers: a published port
+			// accepts connections (the engine's proxy) before anything
+			// listens in the container. Nothing is read or trusted.
+			d := tls.Dialer{NetDialer: &net.Dialer{Timeout: time.Second}, Config: &tls.Config{InsecureSkipVerify: true}}
+			conn, err := d.DialContext(ctx, "tcp", addr)
+			if err == nil {
+				conn.Close()
+			}
+			return err
+		},
+		apiReady:        kube.APIReady,
 		portFree:        config.CheckPortFree,
 		fetchProxySetup: regproxy.Fetch,
 		serving:         localregistry.WaitServing,
@@ -175,6 +199,13 @@ func realDeps(p *Provider) deps {
 				return err
 			}
 			return components.Deploy(ctx, a, client, params, p.env.Log)
+		},
+		deployInjector: func(ctx context.Context, client kubernetes.Interface, rc *rest.Config, params components.Params) error {
+			a, err := kubeapply.NewForConfig(rc, FieldManager)
+			if err != nil {
+				return err
+			}
+			return components.DeployInjector(ctx, a, client, params, p.env.Log)
 		},
 		waitComponents: func(ctx context.Context, client kubernetes.Interface, params components.Params, o components.WaitOptions) error {
 			return components.Wait(ctx, client, params, o, p.env.Log)

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kubevirt/kubevirtci-go/internal/kube"
 	"github.com/kubevirt/kubevirtci-go/internal/sriov"
 )
 
@@ -57,17 +56,19 @@ func (p *Provider) moveNICs(ctx context.Context, st *upState) error {
 	return nil
 }
 
-// prepareNodes readies each SR-IOV worker for VMs and labels it for the
-// SR-IOV components.
-func (p *Provider) prepareNodes(ctx context.Context, st *upState) error {
+// sriovNodes are the workers that got PFs.
+func (st *upState) sriovNodes() []string {
 	var nodes []string
 	for _, a := range st.assignments {
 		nodes = append(nodes, a.Node)
 	}
-	if err := inEachNode(ctx, nodes, func(ctx context.Context, n string) error { return sriov.PrepareNode(ctx, p.cli, n) }); err != nil {
-		return err
-	}
-	return kube.LabelNodes(ctx, st.client, nodes, sriov.NodeLabelKey, sriov.NodeLabelValue)
+	return nodes
+}
+
+// prepareNodes readies each SR-IOV worker for VMs, in the node container
+// (labelNodes labels it for the SR-IOV components once it has joined).
+func (p *Provider) prepareNodes(ctx context.Context, st *upState) error {
+	return inEachNode(ctx, st.sriovNodes(), func(ctx context.Context, n string) error { return sriov.PrepareNode(ctx, p.cli, n) })
 }
 
 // returnNetdevs is the undo of moveNICs: every PF in the cluster's ledger

@@ -59,40 +59,56 @@ const (
 // undos in reverse order (then the releases): the PFs leave the nodes
 // first, while their network namespaces exist, then the registry, the
 // files and the nodes go, and the VF counts are reset last.
+//
+// kind create runs in the background from its step on. Once the nodes
+// have booted and the API server answers (kubeadm is starting the control
+// plane), what needs only the node containers runs beside it: the
+// registry's start, the nodes' configuration, the PFs' move and the SR-IOV
+// nodes' preparation; they no longer add their seconds after it. What
+// adds pods (the components) waits for kind create to return: on a
+// 2-core host the workers' start keeps both cores busy, and pods started
+// during kind create delayed it by more than they gained (kind-sriov,
+// alternating runs on one machine: 50, 53 and 66 s with the components
+// deployed once the API server answered; 47 to 54 s with every step after
+// kind create; 43 and 46 s like this). The device plugin's pods start after the VFs exist
+// (it does not look for new ones): they run only on nodes labelled after
+// the PFs' move.
 func (p *Provider) steps() []step {
 	c := p.cfg()
 	again := "fix the cause and run `make cluster-down` again"
+	// A registry proxy's setup restarts each node's containerd, which
+	// must not happen while kubeadm runs in it: kind create is waited for
+	// first then.
+	proxy := c.RegistryProxy != ""
+	waitCreate := step{name: "Waiting for kind create (the control plane and the workers joining)", do: p.waitCreate}
 	steps := []step{
 		{name: "Checking the host", do: p.preflight},
 		// The node image with the local component images preloaded (its
 		// own step line when it has to be made).
 		{do: p.preloadImages},
 		{
-			name: "Creating kind cluster " + c.ClusterName, do: p.createCluster,
+			name: "Creating kind cluster " + c.ClusterName + " (in the background)", do: p.startCreate,
 			creates: madeCluster, inspect: true,
 			undo: &undo{name: "Deleting kind cluster " + c.ClusterName, fn: p.deleteCluster, advice: again},
 		},
+		{name: "Waiting for kind to boot the nodes and start the API server", do: p.waitNodes},
 		{
-			name: "Writing kubeconfig, kubectl and config-provider files", do: p.writeFiles,
+			name: "Writing kubectl and config-provider files", do: p.writeFiles,
 			creates: madeFiles, inspect: true,
 			undo: &undo{name: "Removing kubectl and config-provider files", fn: p.removeFiles, advice: again},
 		},
-		// With REGISTRY_PROXY (CI=true) only; see below.
-		{name: "Pointing the nodes' containerd at the registry proxy " + c.RegistryProxy, do: p.setupProxy, off: c.RegistryProxy == ""},
+		withOff(waitCreate, !proxy),
+		{name: "Pointing the nodes' containerd at the registry proxy " + c.RegistryProxy, do: p.setupProxy, off: !proxy},
 		{
 			name: "Starting registry " + c.RegistryContainer() + " (in the background)", do: p.startRegistry,
 			creates: madeRegistry, inspect: true,
 			undo: &undo{name: "Removing registry " + c.RegistryContainer(), fn: p.removeRegistry, advice: again, beside: true},
 		},
-		// The API server answers once kind create returns: the nodes are
-		// set up and the components deployed while the control plane,
-		// DNS and kube-system pods come up, which is waited for after.
-		// The nodes' configuration (three independent parts side by
-		// side, see configureCluster) runs in the background beside the
-		// PFs' move and the SR-IOV nodes' preparation, which need
-		// nothing of it; the components are deployed once both are done
-		// (they pull through the registry settings it writes).
-		{name: "Configuring nodes (registries, br_netfilter, labels, taints, storage class; etcd on tmpfs) in the background", do: p.startConfigure},
+		// In the nodes, beside the PFs' move and the SR-IOV nodes'
+		// preparation, which need nothing of it; the components are
+		// deployed once it is done (they pull through the registry
+		// settings it writes).
+		{name: "Configuring nodes (registries, br_netfilter) in the background", do: p.startConfigure},
 		{
 			name: "Moving SR-IOV PFs into the workers, creating and binding VFs", do: p.moveNICs,
 			creates: madeNICs,
@@ -101,13 +117,25 @@ func (p *Provider) steps() []step {
 			release: &undo{name: "Restoring the PFs' VF counts", fn: p.returnNICs, advice: again},
 		},
 		{name: "Preparing the SR-IOV nodes", do: p.prepareNodes},
+		{name: "Waiting for the API server; writing kubeconfig", do: p.waitAPIServer},
 		{name: "Waiting for the nodes' configuration", do: p.waitConfigure},
+		withOff(waitCreate, proxy),
+		{name: "Labelling the SR-IOV nodes", do: p.labelSRIOVNodes},
 		{do: p.deployComponents},
+		// After the labels: its webhook would refuse the pods of the
+		// SR-IOV nodes until it serves.
+		{do: p.deployInjector},
+		{name: "Node roles, the control plane's taints, kind's storage class; etcd on tmpfs", do: p.fixUpNodes},
 		{name: "Waiting for the control plane, DNS and kube-system pods", do: p.waitCluster},
 		{name: "Waiting for registry " + c.RegistryContainer(), do: p.waitRegistry},
 		{do: p.waitComponents},
 	}
 	return slices.DeleteFunc(steps, func(s step) bool { return s.off })
+}
+
+func withOff(s step, off bool) step {
+	s.off = off
+	return s
 }
 
 // Up implements providers.Provider: it runs the steps in order. A failure
@@ -130,7 +158,7 @@ func (p *Provider) Up(ctx context.Context) (err error) {
 	defer release()
 	steps := p.steps()
 	st := &upState{made: map[string]bool{}}
-	defer st.stopBackground()
+	defer st.stopBackground(p.env.Log)
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
 			return p.rollback(steps, st, fmt.Errorf("interrupted: %w", err), true)
@@ -179,7 +207,7 @@ func (p *Provider) runStep(ctx context.Context, s step, st *upState) error {
 // cause with a report of what it undid, what it left and why.
 func (p *Provider) rollback(steps []step, st *upState, cause error, interrupted bool) error {
 	log := p.env.Log
-	st.stopBackground()
+	st.stopBackground(log)
 	if len(st.made) == 0 {
 		return fmt.Errorf("%w\n\nNothing was changed", cause)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/kubevirt/kubevirtci-go/internal/kubewait"
 	"github.com/kubevirt/kubevirtci-go/internal/localregistry"
 	"github.com/kubevirt/kubevirtci-go/internal/sriov"
+	steplog "github.com/kubevirt/kubevirtci-go/internal/step"
 )
 
 // upState is what the steps of Up hand to each other.
@@ -34,6 +35,8 @@ type upState struct {
 	// images the local engine has (the nodes pull the others).
 	nodeImage    string
 	loadedImages []string
+	// create is kind create, running in the background.
+	create *createStart
 	// registry is the registry container being started in the
 	// background.
 	registry *registryStart
@@ -178,15 +181,15 @@ type configureStart struct {
 	took time.Duration
 }
 
-// startConfigure starts configureCluster in the background. It reads only
-// what the steps before it set (the nodes, the client); the steps that
-// run beside it do not touch what it configures.
+// startConfigure starts configureNodes in the background: it needs only
+// the node containers, and the steps that run beside it do not touch what
+// it configures.
 func (p *Provider) startConfigure(ctx context.Context, st *upState) error {
 	cs := &configureStart{}
 	st.configure = cs
 	start := time.Now()
 	cs.background = goBackground(ctx, func(ctx context.Context) {
-		cs.err = p.configureCluster(ctx, st)
+		cs.err = p.configureNodes(ctx, st)
 		cs.took = time.Since(start)
 	})
 	return nil
@@ -207,34 +210,38 @@ func (p *Provider) waitConfigure(ctx context.Context, st *upState) error {
 }
 
 // stopBackground ends what still runs in the background when Up returns
-// or rolls back: the nodes' configuration, then the registry's start
-// (which also records a registry found there already).
-func (st *upState) stopBackground() {
+// or rolls back: the nodes' configuration, the registry's start (which
+// also records a registry found there already), then kind create, which
+// the kind library cannot cut short: a failed cluster-up waits for it to
+// return (an interrupt ends it sooner: the signal ends its commands too)
+// before anything is undone or left for inspection.
+func (st *upState) stopBackground(log *steplog.Logger) {
 	if st.configure != nil {
 		st.configure.stop()
 	}
 	st.stopRegistry()
-}
-
-// configureCluster runs, side by side, what does not depend on anything
-// but the nodes and the API server: the nodes' registry and bridge
-// settings (in each node), the cluster's fix-ups (through the API) and the
-// check that etcd runs on tmpfs. Together they take as long as the
-// slowest; one after another they added up to 3 to 9 s (docs/figures.md).
-func (p *Provider) configureCluster(ctx context.Context, st *upState) error {
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return p.configureNodes(ctx, st) })
-	g.Go(func() error { return p.fixUps(ctx, st) })
-	g.Go(func() error { return p.checkEtcd(ctx, st) })
-	return g.Wait()
-}
-
-func (p *Provider) fixUps(ctx context.Context, st *upState) error {
-	if err := (kube.FixUps{Client: st.client}).Apply(ctx); err != nil {
-		return err
+	if cs := st.create; cs != nil {
+		if ended, _ := cs.ended(); !ended {
+			log.Infof("   waiting for kind create to return first")
+		}
+		cs.stop()
 	}
-	return kube.EnsureConfigMap(ctx, st.client, "kube-public", "local-registry-hosting",
-		localregistry.HostingConfigMap(p.cfg().RegistryHostPort))
+}
+
+// fixUpNodes fixes up the nodes and the storage class, once kind create
+// has returned (every node has joined, kind's storage class is there);
+// beside them, it checks that etcd runs on tmpfs.
+func (p *Provider) fixUpNodes(ctx context.Context, st *upState) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return p.checkEtcd(ctx, st) })
+	g.Go(func() error {
+		if err := (kube.FixUps{Client: st.client}).Apply(ctx); err != nil {
+			return err
+		}
+		return kube.EnsureConfigMap(ctx, st.client, "kube-public", "local-registry-hosting",
+			localregistry.HostingConfigMap(p.cfg().RegistryHostPort))
+	})
+	return g.Wait()
 }
 
 func (p *Provider) summary(st *upState, took time.Duration) {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -50,6 +51,20 @@ func Client(kubeconfig string) (kubernetes.Interface, *rest.Config, error) {
 	}
 	c, err := kubernetes.NewForConfig(cfg)
 	return c, cfg, err
+}
+
+// apiReadyTimeout bounds one readiness request to an API server that is
+// starting.
+const apiReadyTimeout = 2 * time.Second
+
+// APIReady fails unless the API server answers its readiness check
+// (/readyz: etcd reached, its own start-up hooks done, the bootstrap RBAC
+// roles among them).
+func APIReady(ctx context.Context, c kubernetes.Interface) error {
+	ctx, cancel := context.WithTimeout(ctx, apiReadyTimeout)
+	defer cancel()
+	_, err := c.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+	return err
 }
 
 // IsControlPlane reports whether a node carries a control-plane role label.

@@ -24,14 +24,21 @@ var boundaries = []struct {
 	step   string // the start of the step's line, after "• "
 	during bool   // signal 3 to 25 s after the step starts
 }{
+	// kind create runs in the background from its step on: the steps
+	// up to "Waiting for kind create" are interrupted while it runs.
 	{"Creating kind cluster", true},
-	{"Writing kubeconfig", false},
+	{"Waiting for kind to boot the nodes", false},
+	{"Writing kubectl and config-provider files", false},
 	{"Starting registry", false},
 	{"Configuring nodes", false},
 	{"Moving SR-IOV PFs", false},
 	{"Preparing the SR-IOV nodes", false},
+	{"Waiting for the API server", false},
 	{"Waiting for the nodes' configuration", false},
+	{"Waiting for kind create", false},
+	{"Labelling the SR-IOV nodes", false},
 	{"deploy multus", false},
+	{"Node roles", false},
 	{"Waiting for the control plane", false},
 	{"wait for the multus", false},
 }
