@@ -123,9 +123,9 @@ func (p *Provider) whileCreating(ctx context.Context, st *upState, look func(ctx
 	}
 }
 
-// labelSRIOVNodes labels each SR-IOV worker for the SR-IOV components as
-// soon as it has registered, while kind create runs: their pods then start
-// with the node's own.
+// labelSRIOVNodes labels each SR-IOV worker for the SR-IOV components
+// once its Node has registered, which its kubelet does a moment after
+// kind create has joined it at the latest.
 func (p *Provider) labelSRIOVNodes(ctx context.Context, st *upState) error {
 	labelled := map[string]bool{}
 	return p.whileCreating(ctx, st, func(ctx context.Context) error {
