@@ -1,10 +1,10 @@
 package kindsriov
 
 // kind create runs in the background: the steps that need only the node
-// containers (the PFs' move, the nodes' preparation and configuration),
-// then the ones that need only the API server (the components' deploy),
-// run while kind starts the control plane and joins the workers, so that
-// the components' pods start with the nodes' own rather than after them.
+// containers and the API server (the registry's start, the nodes'
+// configuration, the PFs' move, the SR-IOV nodes' preparation) run while
+// kubeadm starts the control plane and joins the workers, instead of
+// adding their seconds after it (steps.go says why the components wait).
 
 import (
 	"context"
@@ -153,8 +153,9 @@ func (p *Provider) labelSRIOVNodes(ctx context.Context, st *upState) error {
 // steps that overlap with kind create start then, and not as soon as the
 // nodes boot: until kubeadm has started the control plane, booting the
 // nodes keeps both CPUs of a small host busy, and whatever ran beside it
-// delayed kind create by as long (docs/figures.md); while kubeadm waits
-// for the control plane and joins the workers, they are partly idle.
+// delayed kind create by as long (4 to 7 s, measured on 2 cores); while
+// kubeadm waits for the control plane and joins the workers, they are
+// partly idle.
 func (p *Provider) waitNodes(ctx context.Context, st *upState) error {
 	c := p.cfg()
 	want := append([]string{c.ControlPlaneNode()}, c.WorkerNodes()...)
@@ -233,7 +234,7 @@ func (p *Provider) waitAPIServer(ctx context.Context, st *upState) error {
 		if st.client == nil {
 			// Each try runs commands in the control-plane node: at
 			// most one a second.
-			if wait := time.Until(tried.Add(time.Second)); wait > 0 {
+			if time.Since(tried) < time.Second {
 				return errors.New("no kubeconfig from kind yet")
 			}
 			tried = time.Now()

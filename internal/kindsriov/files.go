@@ -46,10 +46,7 @@ func (p *Provider) writeFiles(ctx context.Context, st *upState) error {
 	if err := os.Rename(tmp, c.KubectlHostPath()); err != nil {
 		return err
 	}
-	if err := providerfiles.Write(c.ConfigProviderPath(), providerfiles.ConfigProvider(c), 0o644); err != nil {
-		return err
-	}
-	return nil
+	return providerfiles.Write(c.ConfigProviderPath(), providerfiles.ConfigProvider(c), 0o644)
 }
 
 // removeFiles is the undo of writeFiles.

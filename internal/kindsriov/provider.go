@@ -33,6 +33,7 @@ import (
 	"github.com/kubevirt/kubevirtci-go/internal/preload"
 	"github.com/kubevirt/kubevirtci-go/internal/regproxy"
 	"github.com/kubevirt/kubevirtci-go/internal/sriov"
+	steplog "github.com/kubevirt/kubevirtci-go/internal/step"
 	"github.com/kubevirt/kubevirtci-go/providers"
 )
 
@@ -193,23 +194,23 @@ func realDeps(p *Provider) deps {
 		portFree:        config.CheckPortFree,
 		fetchProxySetup: regproxy.Fetch,
 		serving:         localregistry.WaitServing,
-		deploy: func(ctx context.Context, client kubernetes.Interface, rc *rest.Config, params components.Params) error {
-			a, err := kubeapply.NewForConfig(rc, FieldManager)
-			if err != nil {
-				return err
-			}
-			return components.Deploy(ctx, a, client, params, p.env.Log)
-		},
-		deployInjector: func(ctx context.Context, client kubernetes.Interface, rc *rest.Config, params components.Params) error {
-			a, err := kubeapply.NewForConfig(rc, FieldManager)
-			if err != nil {
-				return err
-			}
-			return components.DeployInjector(ctx, a, client, params, p.env.Log)
-		},
+		deploy:          p.applying(components.Deploy),
+		deployInjector:  p.applying(components.DeployInjector),
 		waitComponents: func(ctx context.Context, client kubernetes.Interface, params components.Params, o components.WaitOptions) error {
 			return components.Wait(ctx, client, params, o, p.env.Log)
 		},
+	}
+}
+
+// applying gives deploy (components.Deploy, components.DeployInjector) a
+// server-side applier for the cluster.
+func (p *Provider) applying(deploy func(context.Context, components.Applier, kubernetes.Interface, components.Params, *steplog.Logger) error) func(context.Context, kubernetes.Interface, *rest.Config, components.Params) error {
+	return func(ctx context.Context, client kubernetes.Interface, rc *rest.Config, params components.Params) error {
+		a, err := kubeapply.NewForConfig(rc, FieldManager)
+		if err != nil {
+			return err
+		}
+		return deploy(ctx, a, client, params, p.env.Log)
 	}
 }
 
